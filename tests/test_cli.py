@@ -1,0 +1,118 @@
+"""The command line end to end: the main job with tiny settings, errors, Ctrl-C and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from adaptrl.cli import main
+
+TINY = ["--rl2.hidden-size", "8", "--rl2.embed-sizes", "8", "--rl2.num-trials", "8",
+        "--rl2.num-minibatches", "2", "--rl2.ppo-epochs", "1"]  # fmt: skip
+
+
+def test_train_eval_plot_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    rc = main(["train", "rl2", "--env", "grid-varibad", "--iterations", "3", "--log-every", "1",
+               "--eval-seeds", "1", "--no-progress", "--run-dir", str(run), *TINY])  # fmt: skip
+    assert rc == 0
+    for name in ("config.json", "metrics.csv", "results/meta_test.json", "results/meta_test.csv",
+                 "results/meta_test.md", "results/adaptation_curve.png"):  # fmt: skip
+        assert (run / name).exists(), name
+    assert list((run / "tensorboard").iterdir())
+    assert list((run / "checkpoints").glob("ckpt_*.adaptrl"))
+    md = (run / "results" / "meta_test.md").read_text()
+    assert "rl2" in md and "oracle" in md and "task-agnostic" in md
+    assert main(["eval", str(run), "--seeds", "1", "--out", str(tmp_path / "ev")]) == 0
+    assert (tmp_path / "ev" / "meta_test.json").exists()
+    assert main(["plot", str(run), str(tmp_path / "ev"), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "bandit-k5-n10" in out and "rl2" in out and "sign-grid" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "rl2", "--env", "bandit-k5-n1"], "did you mean: bandit-k5-n10"),
+        (["train", "rl3"], "did you mean: rl2"),
+        (["train", "rl2", "--rl2.num-trials", "0"], "num_trials must be >= 1"),
+        (["train", "rl2", "--rl2.num-trials", "10", "--rl2.num-minibatches", "4"], "divisible"),
+        (["train", "rl2", "--iterations", "-1"], "--iterations must be >= 0"),
+        (["eval", "/nonexistent/run"], "not an adaptrl run directory"),
+        (["frobnicate"], "unknown command"),
+    ],
+)
+def test_bad_input_one_line_error(argv, message, capsys, tmp_path):
+    rc = main(argv + (["--run-dir", str(tmp_path / "r")] if argv[0] == "train" else []))
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message.lower() in err.lower()
+    assert err.strip().count("\n") == 0  # one line
+    assert not (tmp_path / "r").exists()  # nothing written for a rejected command
+
+
+def test_existing_run_is_never_overwritten(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"keep": "me"}')
+    rc = main(["train", "oracle", "--env", "grid-varibad", "--run-dir", str(run)])
+    assert rc == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert json.loads((run / "config.json").read_text()) == {"keep": "me"}
+
+
+def test_resume_with_changed_config_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "rl2", "--env", "bandit-k2-n10", "--iterations", "1", "--eval-seeds", "1",
+            "--no-references", "--no-progress", "--run-dir", str(run), *TINY]  # fmt: skip
+    assert main(args) == 0
+    rc = main([*args, "--resume", "--rl2.hidden-size", "16"])
+    assert rc == 2
+    assert "--rl2.hidden-size" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_gives_clear_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "rl2", "--env", "bandit-k2-n10", "--iterations", "1", "--eval-seeds", "1",
+            "--no-references", "--no-progress", "--run-dir", str(run), *TINY]  # fmt: skip
+    assert main(args) == 0
+    (ckpt,) = (run / "checkpoints").glob("*.adaptrl")
+    ckpt.write_bytes(ckpt.read_bytes()[:-10])
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and err.count("\n") == 1
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "adaptrl.cli", "train", "rl2", "--env", "bandit-k2-n10",
+           "--iterations", "100000", "--log-every", "1", "--checkpoint-every", "100000",
+           "--eval-seeds", "1", "--no-references", "--no-progress", "--run-dir", str(run), *TINY]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    metrics = run / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and
+                                          len(metrics.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; saved" in err
+    ckpts = sorted((run / "checkpoints").glob("*.adaptrl"))
+    assert len(ckpts) == 1
+    done = int(ckpts[0].name[5:13])
+    assert done >= 2
+    rows_before = metrics.read_text().splitlines()
+    # Resume to a nearby end point: only new iterations are appended, nothing is rewritten.
+    assert main([*cmd[3:], "--resume", "--iterations", str(done + 2)]) == 0
+    rows_after = metrics.read_text().splitlines()
+    assert rows_after[: len(rows_before)] == rows_before
+    assert [int(r.split(",")[0]) for r in rows_after[1:]] == list(range(1, done + 3))
