@@ -67,7 +67,7 @@ class RunConfig:
     """
 
     env: str = "bandit-k5-n10"
-    iterations: int = 300
+    iterations: int = 500
     seed: int = 0
     num_seeds: int = 1
     run_dir: str | None = None

@@ -54,6 +54,8 @@ class RL2Config:
       max_grad_norm: global gradient-norm clip.
       init_log_std: initial log standard deviation of Gaussian (continuous) actions.
       normalize_advantages: standardise advantages per minibatch.
+      memory: keep the core's state between steps. False is the "no memory" ablation: the same
+        network and inputs (including previous action and reward), memory wiped every step.
     """
 
     core: Literal["gru", "lstm"] = "gru"
@@ -72,6 +74,7 @@ class RL2Config:
     max_grad_norm: float = 0.5
     init_log_std: float = -0.5
     normalize_advantages: bool = True
+    memory: bool = True
 
     def validate(self) -> None:
         if self.core not in ("gru", "lstm"):
@@ -102,6 +105,7 @@ class RL2Network(nn.Module):
     action_dim: int
     discrete: bool
     init_log_std: float
+    use_memory: bool = True
 
     def setup(self):
         self.embed = MLP(self.embed_sizes, activation="tanh")
@@ -115,6 +119,8 @@ class RL2Network(nn.Module):
             )
 
     def __call__(self, carry, features):
+        if not self.use_memory:
+            carry = self.initial_carry()
         carry, h = self.memory(carry, self.embed(features))
         return carry, self.policy_head(h), self.value_head(h)[..., 0]
 
@@ -149,6 +155,7 @@ def make_network(env: Environment, config: RL2Config) -> RL2Network:
         action_dim=space.n if discrete else int(jnp.prod(jnp.array(space.shape))),
         discrete=discrete,
         init_log_std=config.init_log_std,
+        use_memory=config.memory,
     )
 
 

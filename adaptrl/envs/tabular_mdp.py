@@ -36,9 +36,16 @@ class TabularMDPState:
 def sample_tabular_mdp_task(key, num_states: int, num_actions: int) -> TabularMDPTask:
     """mu(s, a) ~ N(1, 1); p(.|s, a) ~ Dirichlet(1_S)."""
     k_mu, k_p = jax.random.split(key)
-    mu = 1.0 + jax.random.normal(k_mu, (num_states, num_actions), jnp.float32)
-    p = jax.random.dirichlet(k_p, jnp.ones((num_states,), jnp.float32), (num_states, num_actions))
-    return TabularMDPTask(mean_rewards=mu, transitions=p)
+    shape = (num_states, num_actions, num_states)
+    # Drawn flat and reshaped: multi-dimensional draws compile several times slower on CPU.
+    mu = 1.0 + jax.random.normal(k_mu, (num_states * num_actions,), jnp.float32)
+    # Flat Dirichlet(1_S) = normalised i.i.d. Exp(1) draws. Same distribution as
+    # jax.random.dirichlet, but without its gamma sampler, which takes seconds to compile on CPU
+    # every time task sampling is traced.
+    e = jax.random.exponential(k_p, (num_states * num_actions * num_states,), jnp.float32)
+    e = e.reshape(shape)
+    p = e / jnp.sum(e, axis=-1, keepdims=True)
+    return TabularMDPTask(mean_rewards=mu.reshape(num_states, num_actions), transitions=p)
 
 
 @dataclasses.dataclass(frozen=True)
