@@ -51,7 +51,7 @@ def _cmd_train(argv: list[str]) -> int:
     spec = get_algorithm(algo)
 
     # Built at run time (real types, not string annotations) so tyro sees the algorithm's config:
-    # run options are flat (--env, --iterations), algorithm options are prefixed (--rl2.hidden-size).
+    # run options are flat (--env), algorithm options are prefixed (--rl2.hidden-size).
     TrainCommand = dataclasses.make_dataclass(
         "TrainCommand",
         [

@@ -84,7 +84,8 @@ class RunConfig:
     def validate(self) -> None:
         for name in ("num_seeds", "checkpoint_every", "log_every", "eval_seeds"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be >= 1, got {getattr(self, name)}")
         if self.iterations < 0:
             raise ValueError(f"--iterations must be >= 0, got {self.iterations}")
         if self.eval_episodes is not None and self.eval_episodes < 1:
@@ -104,8 +105,10 @@ def _config_record(algo: str, run: RunConfig, algo_config: Any) -> dict:
 
 
 # Fields that may differ between the original run and a resume of it.
-_RESUMABLE_FIELDS = {"iterations", "resume", "progress", "eval_seeds", "eval_episodes",
-                     "references", "checkpoint_every", "log_every", "exploration_episodes"}  # fmt: skip
+_RESUMABLE_FIELDS = {
+    "iterations", "resume", "progress", "eval_seeds", "eval_episodes", "references",
+    "checkpoint_every", "log_every", "exploration_episodes",
+}  # fmt: skip
 
 
 def _prepare_run_dir(run_dir: Path, record: dict, resume: bool) -> None:

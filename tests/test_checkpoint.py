@@ -61,7 +61,7 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
 
 
-TINY = RL2Config(hidden_size=8, embed_sizes=(8,), num_trials=8, num_minibatches=2, ppo_epochs=1)  # fmt: skip
+TINY = RL2Config(hidden_size=8, embed_sizes=(8,), num_trials=8, num_minibatches=2, ppo_epochs=1)
 
 
 def _run(tmp, **kw):

@@ -42,8 +42,8 @@ def test_scripted_agent_exact_curve():
     bench = adaptrl.make("grid-varibad")
     res = meta_test(bench, always(2), seeds=(0, 1), tasks=GOALS)
     assert res.returns.shape == (2, 3, 4)
-    np.testing.assert_allclose(res.returns, np.broadcast_to(RIGHT_RETURNS[None, :, None], (2, 3, 4)),
-                               atol=1e-5)
+    expected = np.broadcast_to(RIGHT_RETURNS[None, :, None], (2, 3, 4))
+    np.testing.assert_allclose(res.returns, expected, atol=1e-5)
     curve = res.curve()
     assert [c.n for c in curve] == [6] * 4
     np.testing.assert_allclose([c.mean for c in curve], [RIGHT_RETURNS.mean()] * 4, atol=1e-5)

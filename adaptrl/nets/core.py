@@ -2,8 +2,8 @@
 
 A *memory core* maps ``(carry, x) -> (carry, y)`` for one time step; ``initial_carry(kind, size)``
 gives its empty memory. GRU and LSTM are provided; an attention or transformer core only has to
-register the same two things in ``CORES`` (its carry would be a window of past embeddings) to slot into the
-RL² agent and its training loop unchanged.
+register the same two things in ``CORES`` (its carry would be a window of past embeddings) to
+slot into the RL² agent and its training loop unchanged.
 """
 
 from __future__ import annotations
