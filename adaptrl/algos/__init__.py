@@ -95,8 +95,84 @@ register(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class UCB1Config:
+    """UCB1: pull argmax of mean + c * sqrt(ln t / n_i).
+
+    Attributes:
+      c: exploration weight (sqrt(2) is Auer et al.'s constant; the RL² paper tuned it per cell).
+    """
+
+    c: float = 2.0**0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class EpsilonGreedyConfig:
+    """Epsilon-greedy on the posterior mean.
+
+    Attributes:
+      epsilon: probability of a uniformly random pull.
+    """
+
+    epsilon: float = 0.1
+
+    def validate(self) -> None:
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must lie in [0, 1], got {self.epsilon}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GittinsConfig:
+    """Gittins-index policy for Beta-Bernoulli arms.
+
+    Attributes:
+      discount: discount of the index (a finite trial of n pulls is approximated by a discount).
+    """
+
+    discount: float = 0.9
+
+    def validate(self) -> None:
+        if not 0.0 < self.discount < 1.0:
+            raise ValueError(f"discount must lie in (0, 1), got {self.discount}")
+
+
+def _is_bandit(b: Benchmark) -> bool:
+    from adaptrl.envs.bandit import BernoulliBandit
+
+    return isinstance(b.env, BernoulliBandit)
+
+
+def _is_tabular_mdp(b: Benchmark) -> bool:
+    from adaptrl.envs.tabular_mdp import TabularMDP
+
+    return isinstance(b.env, TabularMDP)
+
+
 def _register_references() -> None:
-    from adaptrl.baselines import oracle
+    from adaptrl.baselines import bandits, oracle, psrl
+    from adaptrl.baselines.random import random_agent
+
+    def ref(name, description, make_agent, config_cls=NoConfig, supports=lambda b: True):
+        register(AlgorithmSpec(name=name, description="reference: " + description,
+                               config_cls=config_cls, make_agent=make_agent,
+                               supports=supports))  # fmt: skip
+
+    ref("random", "uniformly random actions (every family)",
+        lambda s, b, c: random_agent(b.env))  # fmt: skip
+    ref("thompson", "Thompson sampling, Beta(1,1) prior (bandits)",
+        lambda s, b, c: bandits.thompson_sampling(b.env), supports=_is_bandit)  # fmt: skip
+    ref("ucb1", "UCB1 (bandits)",
+        lambda s, b, c: bandits.ucb1(b.env, c=c.c), UCB1Config, _is_bandit)  # fmt: skip
+    ref("eps-greedy", "epsilon-greedy on posterior means (bandits)",
+        lambda s, b, c: bandits.epsilon_greedy(b.env, epsilon=c.epsilon),
+        EpsilonGreedyConfig, _is_bandit)  # fmt: skip
+    ref("greedy", "greedy on posterior means (bandits)",
+        lambda s, b, c: bandits.greedy(b.env), supports=_is_bandit)  # fmt: skip
+    ref("gittins", "Gittins index with a discount (bandits)",
+        lambda s, b, c: bandits.gittins(b.env, discount=c.discount, horizon=b.episodes_per_trial),
+        GittinsConfig, _is_bandit)  # fmt: skip
+    ref("psrl", "posterior-sampling RL (tabular MDPs)",
+        lambda s, b, c: psrl.psrl(b.env), supports=_is_tabular_mdp)  # fmt: skip
 
     register(
         AlgorithmSpec(

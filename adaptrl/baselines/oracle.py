@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from adaptrl.baselines.psrl import backward_induction
 from adaptrl.envs.bandit import BernoulliBandit
 from adaptrl.envs.grid import GridNavigation, SignGrid
 from adaptrl.envs.point_nav import PointNavigation
@@ -24,25 +25,6 @@ from adaptrl.rollout.trial import Agent, AgentInput
 from adaptrl.tasks.benchmark import Benchmark
 
 PyTree = Any
-
-
-def finite_horizon_q(mean_rewards: jax.Array, transitions: jax.Array, horizon: int) -> jax.Array:
-    """Optimal Q-values by backward induction.
-
-    Args:
-      mean_rewards: (S, A); transitions: (S, A, S); horizon: steps per episode.
-    Returns:
-      (horizon, S, A): ``q[k]`` is the optimal action value with ``horizon - k`` steps to go.
-    """
-
-    def backup(v_next, _):
-        q = mean_rewards + transitions @ v_next
-        return q.max(-1), q
-
-    _, qs = jax.lax.scan(
-        backup, jnp.zeros(mean_rewards.shape[0], mean_rewards.dtype), None, length=horizon
-    )
-    return qs[::-1]  # scan produced steps-to-go 1..H; index 0 must be the first step
 
 
 def _toward_cell(position: jax.Array, target: jax.Array) -> jax.Array:
@@ -66,7 +48,7 @@ def _controller(benchmark: Benchmark):
     if isinstance(env, TabularMDP):
 
         def mdp(task, inp, t):
-            q = finite_horizon_q(task.mean_rewards, task.transitions, env.max_episode_steps)
+            q = backward_induction(task.mean_rewards, task.transitions, env.max_episode_steps)
             s = jnp.argmax(inp.observation)
             return jnp.argmax(q[jnp.minimum(t, env.max_episode_steps - 1), s]).astype(jnp.int32)
 
