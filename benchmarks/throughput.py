@@ -1,0 +1,255 @@
+"""Environment throughput: env steps per second for every task family, random policy.
+
+One *env step* = one uniformly random action and one ``step_auto_reset`` (adaptrl.rollout.trial)
+for one environment, auto-resetting in the same task when an episode ends. ``N`` environments run
+in parallel as a vmap inside one jitted ``jax.lax.scan``; every env has its own training task
+(``jax.vmap(benchmark.sample_train_task)``). Each scan step draws all ``N`` actions in one call
+and splits one key per env for the env's own randomness. The latest ``TimeStep`` (observation,
+reward, flags) is carried through the scan so that XLA cannot drop the observation computation.
+Timing starts after a warm-up call that compiles and runs once, blocks on the results, and keeps
+the best (and median) of several repeats.
+
+Usage::
+
+    .venv/bin/python benchmarks/throughput.py            # full table -> docs/results/throughput.md
+    .venv/bin/python benchmarks/throughput.py --quick    # tiny smoke run, writes nothing
+    .venv/bin/python benchmarks/throughput.py --prng threefry2x32 unsafe_rbg
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+import adaptrl
+from adaptrl.envs.base import Discrete, Environment
+from adaptrl.rollout.trial import step_auto_reset
+
+# One representative name per registered family.
+FAMILIES = (
+    "bandit-k5-n10",
+    "tabular-mdp-n10",
+    "point-nav",
+    "point-nav-sparse",
+    "grid-varibad",
+    "grid-nav2d",
+    "sign-grid",
+)
+NUM_ENVS = (1, 64, 4096)
+TARGET_FAMILIES = ("bandit-k5-n10", "point-nav", "point-nav-sparse")  # >= 5M steps/s at 4096
+TARGET_STEPS_PER_S = 5e6
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "throughput.md"
+
+
+def scan_length(num_envs: int, quick: bool) -> int:
+    """Scan steps per timed call: about 2M env steps at large N, enough iterations at small N."""
+    if quick:
+        return 16
+    return max(250, 2_000_000 // num_envs) if num_envs > 1 else 50_000
+
+
+def random_actions(env: Environment, key: jax.Array, num_envs: int) -> jax.Array:
+    """Uniformly random actions for ``num_envs`` envs in one call (flat draw, then reshaped)."""
+    space = env.action_space
+    if isinstance(space, Discrete):
+        return jax.random.randint(key, (num_envs,), 0, space.n, dtype=jnp.int32)
+    size = num_envs
+    for d in space.shape:
+        size *= d
+    flat = jax.random.uniform(key, (size,), jnp.float32, space.low, space.high)
+    return flat.reshape((num_envs,) + tuple(space.shape))
+
+
+def make_runner(env: Environment, num_envs: int, num_steps: int):
+    """Jitted ``run(key, tasks) -> (env_states, last_timestep)`` for ``num_envs`` envs."""
+    vstep = jax.vmap(functools.partial(step_auto_reset, env))
+
+    def run(key, tasks):
+        k_reset, k_loop = jax.random.split(key)
+        states, ts = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs), tasks)
+
+        def body(carry, _):
+            states, _, key = carry
+            key, k_act, k_env = jax.random.split(key, 3)
+            actions = random_actions(env, k_act, num_envs)
+            states, ts, _ = vstep(jax.random.split(k_env, num_envs), states, actions, tasks)
+            return (states, ts, key), None
+
+        (states, ts, _), _ = jax.lax.scan(body, (states, ts, k_loop), None, length=num_steps)
+        return states, ts
+
+    return jax.jit(run)
+
+
+def measure(name: str, num_envs: int, *, quick: bool, repeats: int, prng: str) -> dict[str, float]:
+    """Env steps per second of ``name`` at ``num_envs`` parallel envs."""
+    bench = adaptrl.make(name, num_test_tasks=1)  # the held-out set plays no part here
+    env = bench.env
+    num_steps = scan_length(num_envs, quick)
+    task_keys = jax.random.split(jax.random.key(0, impl=prng), num_envs)
+    tasks = jax.jit(jax.vmap(bench.sample_train_task))(task_keys)
+    run = make_runner(env, num_envs, num_steps)
+    key = jax.random.key(1, impl=prng)
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(key, tasks))  # compile + one run
+    warmup_s = time.perf_counter() - t0
+    times = []
+    for i in range(repeats):
+        k = jax.random.fold_in(key, i + 1)
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(k, tasks))
+        times.append(time.perf_counter() - t0)
+    steps = num_envs * num_steps
+    return {
+        "best": steps / min(times),
+        "median": steps / statistics.median(times),
+        "scan_steps": num_steps,
+        "warmup_s": warmup_s,
+    }
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    return {
+        "cpu": cpu,
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "device": ", ".join(str(d) for d in jax.devices()),
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "load": load,
+    }
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k"
+
+
+def render_table(results: dict, names: Sequence[str], num_envs: Sequence[int]) -> str:
+    head = "| env | " + " | ".join(f"{n} env{'s' if n > 1 else ''}" for n in num_envs) + " |"
+    lines = [head, "|---|" + "---:|" * len(num_envs)]
+    for name in names:
+        cells = [
+            f"{fmt_rate(results[name, n]['best'])} ({fmt_rate(results[name, n]['median'])})"
+            for n in num_envs
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(tables: dict[str, str], info: dict[str, str], command: str, notes: str) -> str:
+    parts = [
+        "# Environment throughput",
+        "",
+        "Env steps per second with a uniformly random policy: `N` envs (one training task each) "
+        "vmapped inside one jitted `jax.lax.scan` of `step_auto_reset`, actions drawn inside the "
+        "scan. Cells: best of the timed repeats (median in parentheses), after a warm-up compile; "
+        "M = million, k = thousand steps/s.",
+        "",
+        f"- Machine: {info['cpu']}, `nproc` = {info['nproc']} ({info['platform']})",
+        f"- JAX {info['jax']} on {info['device']}; Python {info['python']}",
+        f"- Date: {info['date']}; load average at start: {info['load']}",
+        f"- Command: `{command}`",
+        "",
+    ]
+    for prng, table in tables.items():
+        parts += [f"## PRNG `{prng}`", "", table, ""]
+    parts += ["## Notes", "", notes, ""]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run (smoke test), no file")
+    parser.add_argument("--envs", nargs="+", default=list(FAMILIES), help="registered names")
+    parser.add_argument("--num-envs", nargs="+", type=int, default=None, help="parallel envs")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per cell")
+    parser.add_argument(
+        "--prng",
+        nargs="+",
+        default=["threefry2x32"],
+        choices=["threefry2x32", "rbg", "unsafe_rbg"],
+        help="key implementation(s); threefry2x32 is JAX's default",
+    )
+    parser.add_argument("--output", type=Path, default=None, help="markdown file to write")
+    args = parser.parse_args(argv)
+
+    num_envs = args.num_envs or ([4] if args.quick else list(NUM_ENVS))
+    repeats = args.repeats or (1 if args.quick else 5)
+    output = args.output if args.output is not None else (None if args.quick else DEFAULT_OUTPUT)
+    info = machine_info()
+    print(f"{info['cpu']} (nproc={info['nproc']}), jax {info['jax']}, load {info['load']}")
+
+    all_results, tables = {}, {}
+    for prng in args.prng:
+        results = {}
+        for name in args.envs:
+            for n in num_envs:
+                r = measure(name, n, quick=args.quick, repeats=repeats, prng=prng)
+                results[name, n] = r
+                print(
+                    f"[{prng}] {name:18s} N={n:5d}: {fmt_rate(r['best']):>8s} steps/s best, "
+                    f"{fmt_rate(r['median']):>8s} median (scan {r['scan_steps']}, "
+                    f"warm-up {r['warmup_s']:.1f}s)",
+                    flush=True,
+                )
+        tables[prng] = render_table(results, args.envs, num_envs)
+        all_results[prng] = results
+        print(f"\nPRNG {prng}\n{tables[prng]}\n")
+
+    largest = max(num_envs)
+    checks = []
+    for name in TARGET_FAMILIES:
+        if name in args.envs and largest == 4096:
+            best = all_results[args.prng[0]][name, largest]["best"]
+            verdict = "meets" if best >= TARGET_STEPS_PER_S else "misses"
+            checks.append(f"{name} at {largest} envs: {fmt_rate(best)} steps/s ({verdict} 5M)")
+    notes = "\n".join(
+        [
+            "- Target: >= 5M steps/s for bandits and 2D navigation at 4096 envs on the 2-core CPU.",
+            *[f"- {c}." for c in checks],
+            "- One env step includes the random action, the env step, the (selected) reset in "
+            "the same task, and the per-env key split; no policy network.",
+            "- `threefry2x32` is JAX's default and what the library and its tests use. "
+            "`--prng rbg unsafe_rbg` changes the cost of key splits and random draws (faster "
+            "for some families, slower for others); those streams differ between vmapped and "
+            "unbatched code.",
+            "- The machine is shared; the median is sensitive to other jobs, the best much less.",
+        ]
+    )
+    if output is not None:
+        command = "python benchmarks/throughput.py " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render_markdown(tables, info, command.strip(), notes))
+        print(f"wrote {output}")
+    return all_results
+
+
+if __name__ == "__main__":
+    main()
