@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from adaptrl.tasks.benchmark import Benchmark
 from adaptrl.tasks.distribution import tree_index
 from adaptrl.utils.checkpoint import (
     CheckpointError,
+    checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -221,6 +224,36 @@ def _resume(ckpt_dir: Path, template):
     raise CheckpointError("no usable checkpoint: " + " | ".join(errors))
 
 
+class _DeferredInterrupt:
+    """Turn Ctrl-C into a request honoured between iterations.
+
+    The iteration in flight completes (update, metrics row, progress) before the loop saves a
+    checkpoint and stops, so no logged row is ever missing from a resumed run. A second Ctrl-C
+    interrupts at once (nothing is saved for the iteration in flight).
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nadaptrl: stopping after this iteration (Ctrl-C again to abort now)",
+              file=sys.stderr)  # fmt: skip
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
 def _train_loop(spec, benchmark, run, algo_config, state, start, run_dir, record, stop_after):
     update = jax.jit(jax.vmap(spec.make_update(benchmark, algo_config, run.iterations)))
     steps_per_update = spec.env_steps_per_update(benchmark, algo_config) * run.num_seeds
@@ -231,11 +264,19 @@ def _train_loop(spec, benchmark, run, algo_config, state, start, run_dir, record
     it = start
     last_saved = start
     t0, steps_done = time.perf_counter(), 0
-    try:
+    with _DeferredInterrupt() as interrupt:
         while it < total:
             if stop_after is not None and it - start >= stop_after:
                 save_checkpoint(ckpt_dir, it, state, config=record)
                 return None
+            if interrupt.requested:
+                bar.close()
+                path = (save_checkpoint(ckpt_dir, it, state, config=record) if it > last_saved
+                        else checkpoint_path(ckpt_dir, it))  # fmt: skip
+                print(f"adaptrl: interrupted; saved {path}. Continue with --resume.",
+                      file=sys.stderr)  # fmt: skip
+                logger.close()
+                raise KeyboardInterrupt
             state, metrics = update(state)
             it += 1
             steps_done += steps_per_update
@@ -258,14 +299,6 @@ def _train_loop(spec, benchmark, run, algo_config, state, start, run_dir, record
             if it % run.checkpoint_every == 0:
                 save_checkpoint(ckpt_dir, it, state, config=record)
                 last_saved = it
-    except KeyboardInterrupt:
-        bar.close()
-        if it > last_saved:
-            path = save_checkpoint(ckpt_dir, it, state, config=record)
-            print(f"\nadaptrl: interrupted; saved {path}. Continue with --resume.",
-                  file=sys.stderr)  # fmt: skip
-        logger.close()
-        raise
     bar.close()
     if it > last_saved or not list_checkpoints(ckpt_dir):
         save_checkpoint(ckpt_dir, it, state, config=record)

@@ -67,6 +67,18 @@ def make(
       episodes_per_trial: override the family's default trial length.
       num_test_tasks: number of held-out tasks for continuous distributions.
     """
+    # Benchmarks are immutable (frozen config, JAX arrays), so equal requests share one object
+    # and the held-out task batch is sampled (and its sampler compiled) only once per process.
+    return _make_cached(name, split_seed, episodes_per_trial, num_test_tasks)
+
+
+@functools.lru_cache(maxsize=64)
+def _make_cached(
+    name: str,
+    split_seed: int = 0,
+    episodes_per_trial: int | None = None,
+    num_test_tasks: int | None = None,
+) -> Benchmark:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=4, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""

@@ -66,8 +66,10 @@ class TabularMDP(Environment):
         self.check_action(action)
         k_r, k_s = jax.random.split(key)
         reward = task.mean_rewards[state.s, action] + jax.random.normal(k_r, (), jnp.float32)
-        p_next = task.transitions[state.s, action]
-        s_next = jax.random.categorical(k_s, jnp.log(jnp.maximum(p_next, 1e-30))).astype(jnp.int32)
+        # Inverse-CDF sampling: one uniform per step (categorical() draws one Gumbel per state).
+        cdf = jnp.cumsum(task.transitions[state.s, action])
+        u = jax.random.uniform(k_s, (), jnp.float32) * cdf[-1]
+        s_next = jnp.minimum(jnp.sum(cdf <= u), self.num_states - 1).astype(jnp.int32)
         t = state.t + 1
         ts = make_timestep(self._obs(s_next), reward, truncated=t >= self.max_episode_steps)
         return TabularMDPState(s=s_next, t=t), ts
