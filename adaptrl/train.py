@@ -357,7 +357,12 @@ def evaluate(
         agents = [spec.make_agent(None, benchmark, algo_config)] * n_eval
         seeds = list(range(n_eval))
     kw = dict(num_episodes=run.eval_episodes, exploration_episodes=run.exploration_episodes)
-    results = [meta_test(benchmark, agents, seeds=seeds, **kw)]
+    if spec.trainable and spec.evaluate is not None:  # the algorithm's own protocol
+        trained = [tree_index(state, i) for i in range(run.num_seeds)]
+        per_row = [trained[i] for i in range(run.num_seeds) for _ in range(n_eval)]
+        results = [spec.evaluate(benchmark, per_row, algo_config, seeds=seeds, **kw)]
+    else:
+        results = [meta_test(benchmark, agents, seeds=seeds, **kw)]
     if run.references:
         for ref in _reference_agents(benchmark, spec.name):
             results.append(meta_test(benchmark, ref, seeds=list(range(n_eval)), **kw))

@@ -14,7 +14,7 @@ from adaptrl.baselines import bandits
 from adaptrl.baselines.gittins import compute_gittins_table, gittins_table
 from adaptrl.baselines.random import random_agent
 from adaptrl.envs.bandit import BanditTask, BernoulliBandit
-from adaptrl.rollout.trial import AgentInput, Transition, run_trial
+from adaptrl.rollout.trial import AgentInput, Transition, initial_agent_input, run_trial
 
 
 @pytest.fixture(autouse=True)
@@ -264,14 +264,7 @@ def test_random_agent_works_for_every_registered_env():
         @jax.jit
         def act_and_step(key, task, env=env, agent=agent):
             state, ts = env.reset(key, task)
-            inp = AgentInput(
-                observation=ts.observation,
-                prev_action=jnp.zeros(env.action_space.shape, env.action_space.dtype),
-                prev_reward=jnp.float32(0.0),
-                prev_done=jnp.bool_(False),
-                first=jnp.bool_(True),
-                episode=jnp.int32(0),
-            )
+            inp = initial_agent_input(env, ts.observation)
             _, action, _ = agent.act(key, agent.init(key, task), inp)
             env.step(key, state, action, task)  # accepted by the env (shape checked at trace)
             return action

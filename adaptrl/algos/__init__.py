@@ -9,7 +9,10 @@ serves all of them:
   metrics)`` pure and jittable (the PRNG key lives in the state; ``num_iterations`` is the planned
   run length, for schedules);
 - ``make_agent(state, benchmark, config) -> Agent`` for the meta-test protocol;
-- ``env_steps_per_update(benchmark, config)`` for throughput reporting.
+- ``env_steps_per_update(benchmark, config)`` for throughput reporting;
+- optionally ``evaluate(benchmark, states, config, *, seeds, num_episodes, exploration_episodes)
+  -> MetaTestResult``, which replaces ``meta_test`` for the trained agents when an algorithm's
+  own evaluation protocol is the standard one (MAML: returns after k gradient steps).
 
 Non-learning references (random, oracle, bandit heuristics, PSRL) are entries too, with
 ``trainable=False``: ``train`` then skips straight to evaluation. That keeps every agent on one
@@ -23,7 +26,7 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from adaptrl.algos import rl2
+from adaptrl.algos import maml, rl2
 from adaptrl.tasks.benchmark import Benchmark
 
 
@@ -40,6 +43,7 @@ class AlgorithmSpec:
     init: Callable[[Any, Benchmark, Any, int], Any] | None = None
     make_update: Callable[[Benchmark, Any, int], Callable] | None = None
     env_steps_per_update: Callable[[Benchmark, Any], int] | None = None
+    evaluate: Callable[..., Any] | None = None
     supports: Callable[[Benchmark], bool] = lambda benchmark: True
 
     @property
@@ -91,6 +95,19 @@ register(
         make_update=rl2.make_update,
         make_agent=rl2.agent_from_state,
         env_steps_per_update=rl2.env_steps_per_update,
+    )
+)
+register(
+    AlgorithmSpec(
+        name="maml",
+        description="MAML: initial policy parameters adapted by policy-gradient steps, TRPO/PPO "
+        "outer loop",
+        config_cls=maml.MAMLConfig,
+        init=maml.init,
+        make_update=maml.make_update,
+        make_agent=maml.agent_from_state,
+        env_steps_per_update=maml.env_steps_per_update,
+        evaluate=maml.evaluate_adaptation,
     )
 )
 

@@ -27,7 +27,7 @@ from flax import struct
 
 from adaptrl.envs.base import Discrete, Environment
 from adaptrl.nets.core import MLP, initial_carry, make_core
-from adaptrl.rollout.trial import Agent, AgentInput, run_trial
+from adaptrl.rollout.trial import Agent, AgentInput, initial_agent_input, run_trial
 from adaptrl.tasks.benchmark import Benchmark
 
 PyTree = Any
@@ -230,17 +230,7 @@ def init(key: jax.Array, benchmark: Benchmark, config: RL2Config, num_iterations
     net = make_network(env, config)
     k_params, k_state = jax.random.split(key)
     _, ts = env.reset(k_params, benchmark.sample_train_task(k_params))
-    dummy = step_features(
-        env,
-        AgentInput(
-            observation=ts.observation,
-            prev_action=jnp.zeros(env.action_space.shape, env.action_space.dtype),
-            prev_reward=jnp.float32(0.0),
-            prev_done=jnp.bool_(False),
-            first=jnp.bool_(True),
-            episode=jnp.int32(0),
-        ),
-    )
+    dummy = step_features(env, initial_agent_input(env, ts.observation))
     params = net.init(k_params, net.initial_carry(), dummy)
     return RL2State(
         params=params,

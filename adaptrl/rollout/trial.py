@@ -113,6 +113,18 @@ def zero_action(env: Environment) -> jax.Array:
     return jnp.zeros(space.shape, jnp.float32)
 
 
+def initial_agent_input(env: Environment, observation: jax.Array) -> AgentInput:
+    """What an agent sees at the first step of a trial (no previous action or reward)."""
+    return AgentInput(
+        observation=observation,
+        prev_action=zero_action(env),
+        prev_reward=jnp.float32(0.0),
+        prev_done=jnp.bool_(False),
+        first=jnp.bool_(True),
+        episode=jnp.int32(0),
+    )
+
+
 def tree_where(cond: jax.Array, a: PyTree, b: PyTree) -> PyTree:
     """Leafwise ``where(cond, a, b)`` for a scalar ``cond``."""
     return jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y), a, b)
