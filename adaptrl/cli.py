@@ -4,7 +4,7 @@
     adaptrl train ALGO --env NAME [options]        meta-train, checkpoint, meta-test
     adaptrl train ALGO --help                      every option of the run and of ALGO
     adaptrl eval RUN_DIR [--seeds N] [--out DIR]   meta-test a run's newest checkpoint
-    adaptrl plot RUN_DIR... [--out FILE]           adaptation curves of several runs in one figure
+    adaptrl plot RUN_DIR... [--out FILE]           adaptation (and training) curves of several runs
 
 Errors in what the user asked for (unknown names, invalid values, a run directory that already
 holds a run, a corrupt checkpoint) print one line starting with ``adaptrl: error:`` and exit 2.
@@ -87,18 +87,25 @@ def _cmd_eval(argv: list[str]) -> int:
 
 
 def _cmd_plot(argv: list[str]) -> int:
-    from adaptrl.eval.report import load_results, plot_curves
+    from adaptrl.eval.report import load_results, plot_curves, plot_training
+    from adaptrl.utils.logging import METRICS_CSV, read_metrics
 
     p = argparse.ArgumentParser(prog="adaptrl plot", description="Plot adaptation curves.")
     p.add_argument("run_dirs", nargs="+", help="run directories (or meta_test.json files)")
     p.add_argument("--out", default="adaptation_curves.png", help="PNG to write")
     a = p.parse_args(argv)
-    results = []
+    results, training = [], []
     for d in a.run_dirs:
         path = Path(d)
         results += load_results(path / "results" if (path / "results").is_dir() else path)
+        if (path / METRICS_CSV).exists():
+            training.append((path.name, read_metrics(path)))
     plot_curves(results, a.out)
-    print(f"adaptrl: wrote {a.out} ({len(results)} curves)")
+    print(f"adaptrl: wrote {a.out} ({len(results)} adaptation curves)")
+    out = Path(a.out)
+    training_out = out.with_name(out.stem + "_training" + out.suffix)
+    if training and plot_training(training, training_out):
+        print(f"adaptrl: wrote {training_out} ({len(training)} training curves)")
     return 0
 
 

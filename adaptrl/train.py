@@ -31,7 +31,7 @@ import numpy as np
 from adaptrl.algos import AlgorithmSpec, get_algorithm
 from adaptrl.envs.registry import make
 from adaptrl.eval.protocol import MetaTestResult, meta_test
-from adaptrl.eval.report import write_results
+from adaptrl.eval.report import plot_training, write_results
 from adaptrl.tasks.benchmark import Benchmark
 from adaptrl.tasks.distribution import tree_index
 from adaptrl.utils.checkpoint import (
@@ -43,7 +43,7 @@ from adaptrl.utils.checkpoint import (
     save_checkpoint,
 )
 from adaptrl.utils.io import atomic_write_text
-from adaptrl.utils.logging import MetricLogger
+from adaptrl.utils.logging import METRICS_CSV, MetricLogger, read_metrics
 
 CONFIG_JSON = "config.json"
 
@@ -368,6 +368,10 @@ def evaluate(
             results.append(meta_test(benchmark, ref, seeds=list(range(n_eval)), **kw))
     out = Path(out_dir) if out_dir else run_dir / "results"
     paths = write_results(results, out)
+    if (run_dir / METRICS_CSV).exists():
+        curve = out / "training_curve.png"
+        if plot_training([(spec.name, read_metrics(run_dir))], curve):
+            paths["training"] = curve
     print((out / "meta_test.md").read_text())
     print(f"adaptrl: results in {out} ({', '.join(p.name for p in paths.values())})")
     return results

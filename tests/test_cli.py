@@ -31,6 +31,8 @@ def test_train_eval_plot_end_to_end(tmp_path, capsys):
     assert (tmp_path / "ev" / "meta_test.json").exists()
     assert main(["plot", str(run), str(tmp_path / "ev"), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "c_training.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "results" / "training_curve.png").exists()
     capsys.readouterr()
     assert main(["list"]) == 0
     out = capsys.readouterr().out

@@ -143,6 +143,39 @@ def plot_curves(results: Sequence[MetaTestResult], path: str | Path, title: str 
     tmp.replace(path)
 
 
+def plot_training(runs: Sequence[tuple[str, list[dict]]], path: str | Path,
+                  key: str = "trial_return") -> bool:
+    """Training curves: ``key`` against environment steps for each (label, metrics rows) run.
+
+    Returns False (and writes nothing) when no run logged ``key``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plotted = False
+    for label, rows in runs:
+        rows = [r for r in rows if key in r and "env_steps" in r]
+        if rows:
+            ax.plot([r["env_steps"] for r in rows], [r[key] for r in rows], label=label)
+            plotted = True
+    if plotted:
+        ax.set_xlabel("environment steps (all seeds)")
+        ax.set_ylabel(f"{key} (training tasks, mean over seeds)")
+        ax.set_title("meta-training")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = Path(path)
+        tmp = path.with_suffix(".tmp.png")
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(path)
+    plt.close(fig)
+    return plotted
+
+
 def write_results(results: Sequence[MetaTestResult], out_dir: str | Path) -> dict[str, Path]:
     """Write JSON, CSV, Markdown and PNG for ``results`` into ``out_dir``; return the paths."""
     out = Path(out_dir)
