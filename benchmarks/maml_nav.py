@@ -221,6 +221,48 @@ def _fmt(m, h):
     return f"{m:.2f} ± {h:.2f}" if np.isfinite(h) else f"{m:.2f}"
 
 
+NOTES = """## How this implementation relates to the paper and the reimplementation
+
+- **Exactness.** `tests/test_maml.py` checks the second-order meta-gradient against central finite
+  differences of the post-update objective in float64 (all 44 parameters of a tiny policy, for the
+  `maml` and `promp` estimators) and that first-order MAML differs from it; that the TRPO
+  Fisher-vector product equals the Hessian-vector product of the post-update KL through the inner
+  step; that DiCE and LVC have the score-function gradient but different Hessians; and that the
+  accepted TRPO step respects the KL bound.
+- **Actions in [-1, 1] units** (`normalize_actions=True`, default). The original MAML code wraps the
+  point environment in rllab's `normalize(...)`, so its Gaussian acts in [-1, 1] units mapped onto
+  the +-0.1 velocity box (initial std 1 = 0.1 in env units). The PyTorch reimplementation feeds raw
+  actions (initial std 1 = ten times the clip). With raw actions our 150-iteration pilot plateaued
+  at about -17 after 1-3 steps (learned std about 0.3, i.e. mostly clipped random moves); with the
+  mapping, steps 2-3 improved by 2-3 points. It is the only deliberate departure from the
+  reimplementation's settings; `--maml.no-normalize-actions` restores them.
+- **Inner step size.** 0.1 (reimplementation and paper text; evaluation 0.1 then 0.05). The original
+  script uses 0.5 (evaluation 0.5 then 0.25, 40 trajectories per step); in a 150-iteration pilot on
+  this code 0.5 was worse after one step (-27) and diverged after two.
+- **Where the time goes.** Each meta-iteration samples 80,000 env steps (20 tasks x 20 episodes x
+  100 steps, before and after adaptation; about 50 ms) and then runs TRPO, whose cost is dominated
+  by the 10 Fisher-vector products: each goes forward and backward through every task's inner
+  policy-gradient step *and its second-order tangent* (about 20 passes of a 2000 x 64 x 64 matrix
+  product per task, 6.6 GFLOP per product over 20 tasks, measured at roughly 40-55 ms each, i.e.
+  150 GFLOP/s, close to what this CPU sustains on such products). That puts the exact
+  second-order algorithm at these settings at several hundred ms per iteration on two cores, so
+  the < 90 s target (180 ms per iteration) is out of reach without changing the algorithm (e.g.
+  first-order MAML, fewer CG iterations, or sub-sampled Fisher-vector products, none of which is
+  the default). Two measures that made it about 2x faster than a direct implementation: tasks are
+  processed one after the other inside the jitted outer step (`lax.map`, so a task's activations
+  stay in cache; vmapping all 20 tasks at once was 2-3x slower), and each Fisher-vector product is
+  computed per task as `J^T H_out J v` (forward pass, elementwise KL Hessian in output space,
+  transpose), exact at the old parameters because the KL's gradient vanishes there; `s^T F s`
+  for the step size comes from the CG residual instead of an 11th product.
+- **Other choices.** Fresh episodes are sampled for every inner step when `num_inner_steps > 1`
+  (the reimplementation reuses the first batch). The linear baseline's ridge is relative
+  (1e-5 x mean diagonal of X^T X) to keep the float32 solve well conditioned. Losses average over
+  each episode's valid steps, then over episodes, with advantages standardised per task and batch,
+  as in the reimplementation. Policy weights use adaptrl's MLP (orthogonal init) with a small
+  output layer rather than Xavier init.
+"""
+
+
 def report() -> str:
     def load(name):
         p = OUT / f"{name}.json"
@@ -329,6 +371,7 @@ def report() -> str:
             + f"; {ban['date']}.",
             "",
         ]
+    lines += NOTES.splitlines()
     text = "\n".join(lines) + "\n"
     REPORT.write_text(text)
     print(text)
