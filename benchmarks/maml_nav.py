@@ -151,7 +151,10 @@ def accuracy(iterations: int, seeds: int, quick: bool) -> dict:
         ci = seed_task_ci(r.returns[..., k], r.groups)
         seed_means = [float(r.returns[np.asarray(r.groups) == g][..., k].mean())
                       for g in sorted(set(r.groups))]  # fmt: skip
-        per_step.append({"mean": ci.mean, "ci95": ci.half_width, "seed_means": seed_means})
+        x = r.returns[..., k]
+        per_step.append({"mean": ci.mean, "ci95": ci.half_width, "seed_means": seed_means,
+                         "median": float(np.median(x)), "frac_below_-100": float((x < -100).mean()),
+                         "min": float(x.min())})  # fmt: skip
     refs = {}
     for name, res in results.items():
         if name != "maml":
@@ -173,7 +176,10 @@ def accuracy(iterations: int, seeds: int, quick: bool) -> dict:
     }
 
 
-BANDIT_CFG = dict(hidden_sizes=(32, 32), activation="relu", gamma=0.95, inner_lr=0.5,
+# tanh, not the reimplementation's ReLU: adaptrl's bandit observation is a constant 0 (the
+# reimplementation's is 1), so a ReLU net with zero-initialised biases has all-zero hidden units
+# and no gradient below its output layer; MAML then cannot adapt at all (measured: at chance).
+BANDIT_CFG = dict(hidden_sizes=(32, 32), activation="tanh", gamma=0.95, inner_lr=0.5,
                   num_tasks=20, eval_protocol="trial")  # fmt: skip
 
 
@@ -183,7 +189,7 @@ def bandits(iterations: int, seeds: int, quick: bool) -> dict:
     The trial is split in two: n/2 pulls with the meta-learned policy, one policy-gradient step
     on them (lr 0.5), n/2 pulls with the adapted policy. Meta-training matches: 20 tasks x n/2
     pre-update pulls x 1 inner step, post-update n/2 pulls, TRPO (the reimplementation's bandit
-    settings: 32-32 ReLU, gamma 0.95, fast lr 0.5, 20 tasks).
+    settings, 32-32 hidden units, gamma 0.95, fast lr 0.5, 20 tasks, except tanh for ReLU).
     """
     out = {**machine(), "cells": {}}
     for n in (10, 100):
@@ -263,6 +269,23 @@ NOTES = """## How this implementation relates to the paper and the reimplementat
 """
 
 
+def _nav_table(acc: dict) -> list[str]:
+    rows = [
+        "| k | paper MAML | paper context-vector | ours (mean ± 95% CI) | ours per seed | "
+        "median | share < -100 | target |",
+        "|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for k, s in enumerate(acc["per_step"]):
+        seeds = ", ".join(f"{v:.2f}" for v in s["seed_means"])
+        paper = f"{PAPER['MAML'][k]:.2f} | {PAPER['context-vector'][k]:.2f}"
+        ours = _fmt(s["mean"], s["ci95"])
+        extra = (
+            f"{s.get('median', float('nan')):.2f} | {s.get('frac_below_-100', float('nan')):.3f}"
+        )
+        rows.append(f"| {k} | {paper} | {ours} | {seeds} | {extra} | {TARGET.get(k, '–')} |")
+    return rows
+
+
 def report() -> str:
     def load(name):
         p = OUT / f"{name}.json"
@@ -288,21 +311,26 @@ def report() -> str:
             "seed 0), 2 evaluation seeds per trained seed; each entry is the mean return of 20 "
             "trajectories after k steps (step size 0.1 for the first step, 0.05 after, as in the "
             "paper). ± = 95% t-interval across the 3 trained seeds (the unit of replication; "
-            "t = 4.30 with 2 degrees of freedom).",
+            "t = 4.30 with 2 degrees of freedom). The median is over all seed x task entries; the "
+            "last column is the share of those entries below -100 (an adapted policy that runs "
+            "away from the goal scores down to about -720).",
             "",
-            "| k | paper MAML | paper context-vector | ours (mean ± 95% CI) | ours per seed | "
-            "target |",
-            "|---|---:|---:|---:|---|---|",
         ]
-        for k, s in enumerate(acc["per_step"]):
-            seeds = ", ".join(f"{v:.2f}" for v in s["seed_means"])
-            paper = f"{PAPER['MAML'][k]:.2f} | {PAPER['context-vector'][k]:.2f}"
-            ours = _fmt(s["mean"], s["ci95"])
-            lines.append(f"| {k} | {paper} | {ours} | {seeds} | {TARGET.get(k, '–')} |")
+        lines += _nav_table(acc)
         refs = acc.get("references_per_episode", {})
         if refs:
             lines += ["", "References on the same 40 tasks (return of one episode): " + "; ".join(
                 f"{n} {_fmt(v['mean'], v['ci95'])}" for n, v in refs.items()) + "."]  # fmt: skip
+        norm = load("accuracy_normalized")
+        if norm:
+            lines += [
+                "",
+                "Variant, actions in [-1, 1] units (`--maml.normalize-actions`, as the original "
+                "MAML code's `normalize(env)`; otherwise identical, same seeds, "
+                f"{norm['wall_s']:.0f} s):",
+                "",
+            ]
+            lines += _nav_table(norm)
         lines += [
             "",
             f"Command: `.venv/bin/python benchmarks/maml_nav.py accuracy` "
@@ -343,7 +371,9 @@ def report() -> str:
             "MAML spends the first n/2 pulls with its meta-learned policy, takes one "
             "policy-gradient step on them (lr 0.5), and pulls n/2 more times with the adapted "
             "policy; it was meta-trained for exactly that (20 tasks x n/2 pre-update pulls, "
-            "TRPO; 32-32 ReLU policy, gamma 0.95: the reimplementation's bandit settings). "
+            "TRPO; 32-32 policy, gamma 0.95, the reimplementation's bandit settings except tanh "
+            "for ReLU: our bandit observes a constant 0, which leaves a ReLU net with zero biases "
+            "dead, and MAML measured at chance with it). "
             "3 training seeds x 1 evaluation seed; ± = 95% CI across seeds for MAML, over "
             "bandits for the references.",
             "",

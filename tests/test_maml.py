@@ -220,7 +220,8 @@ def test_update_runs_on_a_discrete_family_with_promp_ppo_and_learned_baseline():
 
 def test_trial_agent_takes_one_gradient_step_per_episode(nav):
     bench, _, state, _ = nav
-    agent = maml.agent_from_state(state, bench, TINY)
+    cfg = dataclasses.replace(TINY, normalize_actions=True)
+    agent = maml.agent_from_state(state, bench, cfg)
     task = bench.test_tasks.replace(goal=bench.test_tasks.goal[0])
 
     @jax.jit
@@ -231,14 +232,14 @@ def test_trial_agent_takes_one_gradient_step_per_episode(nav):
                                   ep)  # fmt: skip
         # Expected: one inner step on that episode as a batch of one.
         # The policy acts in [-1, 1] units; the environment saw them mapped onto [-0.1, 0.1].
-        center, half_range = maml.action_map(bench.env, TINY)
+        center, half_range = maml.action_map(bench.env, cfg)
         policy_actions = (ep.action - center) / half_range
         episodes = maml.Episodes(ep.agent_input.observation[None], policy_actions[None],
                                  ep.reward[None], ep.valid[None], ep.success[None],
                                  ep.extras[None])  # fmt: skip
-        batch = maml.make_task_batch(episodes, TINY)
-        net = maml.make_policy(bench.env, TINY)
-        return carry, maml.inner_step(net, state.params, batch, TINY.inner_lr, "maml", True)
+        batch = maml.make_task_batch(episodes, cfg)
+        net = maml.make_policy(bench.env, cfg)
+        return carry, maml.inner_step(net, state.params, batch, cfg.inner_lr, "maml", True)
 
     carry, expected = run()
     assert int(carry.steps) == 1

@@ -71,10 +71,11 @@ class MAMLConfig:
       activation: nonlinearity after each hidden layer (a flax.linen name: tanh, relu, ...).
       init_log_std: initial log standard deviation of Gaussian (Box) actions. The log-std is a
         state-independent parameter, adapted in the inner loop like the others.
-      normalize_actions: for bounded Box actions the Gaussian lives in [-1, 1] units, mapped
-        affinely onto [low, high] before the environment (which clips); this is rllab's
-        normalize(env), used by the original MAML code. False: the policy acts in raw units, as
-        the PyTorch reimplementation does.
+      normalize_actions: for bounded Box actions let the Gaussian live in [-1, 1] units, mapped
+        affinely onto [low, high] before the environment (which clips), like rllab's
+        normalize(env) in the original MAML code. Default False: raw units, as the PyTorch
+        reimplementation (on point-nav the mapped policy learns a 10x smaller std and its
+        fixed-size inner step then occasionally overshoots; see docs/results/maml.md).
       num_tasks: tasks per meta-batch.
       trajectories_per_task: episodes sampled per task for each inner step and for the
         post-update batch ("fast batch size").
@@ -123,7 +124,7 @@ class MAMLConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     init_log_std: float = 0.0
-    normalize_actions: bool = True
+    normalize_actions: bool = False
     num_tasks: int = 20
     trajectories_per_task: int = 20
     num_inner_steps: int = 1
