@@ -1032,7 +1032,7 @@ def evaluate_adaptation(
     ``states``: one state for every seed, or one per seed (rows of the same state object form a
     replication group, as in ``meta_test``).
     """
-    from adaptrl.eval.protocol import MetaTestResult, meta_test
+    from adaptrl.eval.protocol import meta_test, result_from_seeds
     from adaptrl.tasks.distribution import tree_size
 
     seeds = list(seeds)
@@ -1064,21 +1064,7 @@ def evaluate_adaptation(
     for seed, s in zip(seeds, states, strict=True):
         keys = jax.random.split(jax.random.PRNGKey(seed), n_tasks)
         per_seed.append(jax.device_get(fn(s.params, s.value_params, tasks, keys)))
-    stacked = [np.stack(arrs) for arrs in zip(*per_seed, strict=True)]
-    group_of: dict[int, int] = {}
-    groups = [group_of.setdefault(id(s), len(group_of)) for s in states]
-    return MetaTestResult(
-        env=benchmark.name,
-        agent="maml",
-        privileged=False,
-        has_adaptation_step=True,
-        success_defined=benchmark.success_defined,
-        seeds=seeds,
-        exploration_episodes=exploration_episodes,
-        returns=stacked[0].astype(np.float64),
-        success=stacked[1].astype(bool),
-        lengths=stacked[2].astype(np.int64),
-        first_success_step=stacked[3].astype(np.int64),
-        groups=groups,
-        wall_clock_s=time.perf_counter() - start,
-    )
+    return result_from_seeds(
+        benchmark, per_seed, replicas=states, seeds=seeds, agent="maml", privileged=False,
+        has_adaptation_step=True, exploration_episodes=exploration_episodes, start=start,
+    )  # fmt: skip

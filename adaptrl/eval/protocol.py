@@ -176,16 +176,29 @@ def meta_test(
             idx = jnp.arange(lo, min(lo + batch, n_tasks))
             chunks.append(jax.device_get(fn(tree_index(tasks, idx), keys[idx])))
         per_seed.append([np.concatenate(parts) for parts in zip(*chunks, strict=True)])
-    stacked = [np.stack(arrs) for arrs in zip(*per_seed, strict=True)]
-    group_of: dict[int, int] = {}
-    groups = [group_of.setdefault(id(a), len(group_of)) for a in agents]
-    return MetaTestResult(
-        env=benchmark.name,
-        agent=agents[0].name,
+    return result_from_seeds(
+        benchmark, per_seed, replicas=agents, seeds=seeds, agent=agents[0].name,
         privileged=any(a.privileged for a in agents),
         has_adaptation_step=agents[0].end_episode is not None,
+        exploration_episodes=exploration_episodes, start=start,
+    )  # fmt: skip
+
+
+def result_from_seeds(benchmark, per_seed, *, replicas, seeds, agent, privileged,
+                      has_adaptation_step, exploration_episodes, start) -> MetaTestResult:
+    """Assemble a ``MetaTestResult`` from per-seed (returns, success, lengths, first success)
+    arrays of shape (tasks, episodes); ``replicas[i]`` is the object behind seed ``i`` (rows of
+    the same object form one replication group)."""
+    stacked = [np.stack(arrs) for arrs in zip(*per_seed, strict=True)]
+    group_of: dict[int, int] = {}
+    groups = [group_of.setdefault(id(r), len(group_of)) for r in replicas]
+    return MetaTestResult(
+        env=benchmark.name,
+        agent=agent,
+        privileged=privileged,
+        has_adaptation_step=has_adaptation_step,
         success_defined=benchmark.success_defined,
-        seeds=seeds,
+        seeds=list(seeds),
         exploration_episodes=exploration_episodes,
         returns=stacked[0].astype(np.float64),
         success=stacked[1].astype(bool),
