@@ -14,6 +14,7 @@ Usage::
     .venv/bin/python benchmarks/throughput.py            # full table -> docs/results/throughput.md
     .venv/bin/python benchmarks/throughput.py --quick    # tiny smoke run, writes nothing
     .venv/bin/python benchmarks/throughput.py --prng threefry2x32 unsafe_rbg
+    .venv/bin/python benchmarks/throughput.py --mujoco   # MuJoCo section -> docs/results/mujoco.md
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ def make_runner(env: Environment, num_envs: int, num_steps: int):
     return jax.jit(run)
 
 
-def measure(name: str, num_envs: int, *, quick: bool, repeats: int, prng: str) -> dict[str, float]:
-    """Env steps per second of ``name`` at ``num_envs`` parallel envs."""
+def measure(
+    name: str, num_envs: int, *, quick: bool, repeats: int, prng: str, num_steps: int | None = None
+) -> dict[str, float]:
+    """Env steps per second of ``name`` at ``num_envs`` parallel envs (``num_steps`` scan steps
+    per timed call; default ``scan_length``)."""
     bench = adaptrl.make(name, num_test_tasks=1)  # the held-out set plays no part here
     env = bench.env
-    num_steps = scan_length(num_envs, quick)
+    num_steps = num_steps or scan_length(num_envs, quick)
     task_keys = jax.random.split(jax.random.key(0, impl=prng), num_envs)
     tasks = jax.jit(jax.vmap(bench.sample_train_task))(task_keys)
     run = make_runner(env, num_envs, num_steps)
@@ -182,6 +186,195 @@ def render_markdown(tables: dict[str, str], info: dict[str, str], command: str, 
     return "\n".join(parts)
 
 
+# ------------------------------------------------------------------------------------ MuJoCo
+# Jitted rollouts of the MuJoCo families (native backend) next to the two references measured in
+# the same run: a plain Python loop over Gymnasium's env, and raw `mujoco.mj_step` (one thread,
+# and one thread per core, each with its own MjData). All use uniformly random actions and
+# episodes of MUJOCO_HORIZON steps (the families' length), so the states visited are alike.
+MUJOCO_FAMILIES = {"cheetah-vel": ("half_cheetah", "HalfCheetah-v5"), "ant-dir": ("ant", "Ant-v5")}
+MUJOCO_NUM_ENVS = (1, 16, 64)
+MUJOCO_HORIZON = 200
+MUJOCO_TARGET = 0.9  # of the raw rate over all cores (HalfCheetah, largest batch)
+DEFAULT_MUJOCO_OUTPUT = DEFAULT_OUTPUT.with_name("mujoco.md")
+
+
+def mujoco_scan_length(num_envs: int, quick: bool) -> int:
+    """About 40k env steps per timed call (~1 s); at least one full episode per env."""
+    return 16 if quick else max(MUJOCO_HORIZON, 40_000 // num_envs)
+
+
+def raw_mujoco_rate(robot: str, steps: int, threads: int) -> float:
+    """Env steps/s of bare `mj_step(m, d, nstep=frame_skip)` loops, `threads` in parallel."""
+    import threading
+
+    import mujoco
+    import numpy as np
+
+    from adaptrl.physics.robots import get_robot, load_model
+
+    spec = get_robot(robot)
+    m = load_model(robot)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (MUJOCO_HORIZON, m.nu))
+
+    def loop():
+        d = mujoco.MjData(m)
+        for i in range(steps):
+            t = i % MUJOCO_HORIZON
+            if t == 0:
+                mujoco.mj_resetData(m, d)
+                mujoco.mj_forward(m, d)
+            d.ctrl[:] = actions[t]
+            mujoco.mj_step(m, d, spec.frame_skip)
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return threads * steps / (time.perf_counter() - t0)
+
+
+def gymnasium_rate(gym_id: str, steps: int) -> float:
+    """Env steps/s of a plain Python loop over `gymnasium.make(gym_id)` with random actions."""
+    import gymnasium
+
+    env = gymnasium.make(gym_id, max_episode_steps=MUJOCO_HORIZON)
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def run_mujoco(args, info) -> dict:
+    import mujoco
+
+    nthreads = int(info["nproc"])
+    num_envs = args.num_envs or ([4] if args.quick else list(MUJOCO_NUM_ENVS))
+    repeats = args.repeats or (1 if args.quick else 3)
+    ref_steps = 400 if args.quick else 20_000
+    results = {}
+    t_start = time.perf_counter()
+    for name, (robot, gym_id) in MUJOCO_FAMILIES.items():
+        row = {"raw1": [], "rawN": [], "gym": []}
+        for _ in range(repeats):  # references interleaved with nothing else running
+            row["raw1"].append(raw_mujoco_rate(robot, ref_steps, 1))
+            row["rawN"].append(raw_mujoco_rate(robot, ref_steps, nthreads))
+            row["gym"].append(gymnasium_rate(gym_id, ref_steps))
+        for key in ("raw1", "rawN", "gym"):
+            row[key] = max(row[key])
+        for n in num_envs:
+            steps = mujoco_scan_length(n, args.quick)
+            r = measure(
+                name, n, quick=args.quick, repeats=repeats, prng=args.prng[0], num_steps=steps
+            )
+            row[n] = r
+            print(
+                f"[mujoco] {name:12s} N={n:3d}: {fmt_rate(r['best']):>6s} steps/s best, "
+                f"{fmt_rate(r['median']):>6s} median (warm-up {r['warmup_s']:.1f}s)",
+                flush=True,
+            )
+        print(
+            f"[mujoco] {name:12s} raw mj_step 1 thread {fmt_rate(row['raw1'])}, "
+            f"{nthreads} threads {fmt_rate(row['rawN'])}; gymnasium loop {fmt_rate(row['gym'])}",
+            flush=True,
+        )
+        results[name] = row
+    wall = time.perf_counter() - t_start
+    load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {"results": results, "num_envs": num_envs, "wall_s": wall, "nthreads": nthreads,
+            "load_end": load_end,
+            "mujoco": mujoco.__version__, "repeats": repeats, "ref_steps": ref_steps}  # fmt: skip
+
+
+def render_mujoco(out: dict, info: dict, command: str) -> str:
+    import gymnasium
+
+    results, num_envs, nthreads = out["results"], out["num_envs"], out["nthreads"]
+    head = "| family | " + " | ".join(f"jit {n} env{'s' if n > 1 else ''}" for n in num_envs)
+    head += f" | raw mj_step 1 thread | raw mj_step {nthreads} threads | Gymnasium loop |"
+    lines = [head, "|---|" + "---:|" * (len(num_envs) + 3)]
+    for name, row in results.items():
+        cells = [f"{fmt_rate(row[n]['best'])} ({fmt_rate(row[n]['median'])})" for n in num_envs]
+        cells += [fmt_rate(row["raw1"]), fmt_rate(row["rawN"]), fmt_rate(row["gym"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    largest = max(num_envs)
+    checks = []
+    for name, row in results.items():
+        best = row[largest]["best"]
+        ratio_raw, ratio_gym = best / row["rawN"], best / row["gym"]
+        verdict = "meets" if ratio_raw >= MUJOCO_TARGET else "misses"
+        checks.append(
+            f"- {name} at {largest} envs: {ratio_raw:.0%} of raw `mj_step` over {nthreads} "
+            f"threads, {ratio_gym:.1f}x the Gymnasium loop"
+            + (f" ({verdict} the {MUJOCO_TARGET:.0%} target)" if name == "cheetah-vel" else "")
+        )
+    busy = []
+    for name, row in results.items():
+        if row["rawN"] < 1.3 * row["raw1"]:
+            busy.append(
+                f"- Warning ({name}): raw `mj_step` on {nthreads} threads was not faster than on "
+                "one, so other jobs occupied the cores during this run; ratios against the "
+                f"{nthreads}-thread rate are unreliable. Re-run on a quiet machine."
+            )
+    return "\n".join(
+        [
+            "# MuJoCo throughput",
+            "",
+            "Env steps per second, uniformly random actions, episodes of "
+            f"{MUJOCO_HORIZON} steps. *jit N envs*: `N` envs of the registered family (one "
+            "training task each) vmapped inside one jitted `jax.lax.scan` of "
+            "`step_auto_reset`, physics on the native backend (one host callback per scan step, "
+            f"{nthreads} MuJoCo threads), observations and rewards computed in JAX; best of the "
+            "timed repeats (median in parentheses). *raw mj_step*: a Python loop of "
+            "`d.ctrl[:] = a; mj_step(m, d, frame_skip)` per thread, each thread with its own "
+            "MjData, no observation or reward. *Gymnasium loop*: `gymnasium.make(id)` stepped "
+            "in Python with `action_space.sample()`. References: best of "
+            f"{out['repeats']} runs of {out['ref_steps']} steps.",
+            "",
+            f"- Machine: {info['cpu']}, `nproc` = {info['nproc']} ({info['platform']})",
+            f"- MuJoCo {out['mujoco']}, Gymnasium {gymnasium.__version__}, JAX {info['jax']} on "
+            f"{info['device']}; Python {info['python']}",
+            f"- Date: {info['date']}; load average at start: {info['load']}, at end: "
+            f"{out['load_end']} (the machine is shared: other jobs slow every column)",
+            f"- Command: `{command}`; wall-clock {out['wall_s']:.0f} s",
+            "",
+            *lines,
+            "",
+            "## Against the targets",
+            "",
+            f"Target: >= {MUJOCO_TARGET:.0%} of the raw native step rate summed over the cores "
+            "(HalfCheetah), i.e. >= 3x the Gymnasium loop.",
+            "",
+            *checks,
+            *busy,
+            "",
+            "## Where the time goes",
+            "",
+            "- Per env step the native backend does what raw `mj_step` does plus `mj_setState` / "
+            "`mj_getState` of the exact float64 state (warm start included), in a C worker "
+            "(`adaptrl/physics/_native_kernel.c`) that never takes the GIL: measured alone on one "
+            "thread it runs at the raw rate.",
+            "- Per *scan step* (whole batch) there is a fixed cost the physics threads cannot "
+            "overlap: JAX's `pure_callback` round trip (~55 us on this machine), the host-side "
+            "batch bookkeeping in NumPy (~35 us) and the jitted JAX work of `step_auto_reset` for "
+            "all envs (~40 us at 64 envs, about two thirds of it drawing the reset noise that "
+            "auto-reset computes every step and keeps only where an episode ended). At 64 "
+            "HalfCheetah envs that is ~130 us against ~600 us of physics per scan step on two "
+            "free cores, so the achievable share of the raw rate is about 80-85%; it grows with "
+            "the batch (policy networks, not measured here, add their own JAX time per step).",
+            "- Ant-v5 integrates with RK4 (four forward passes per substep), so its physics "
+            "dominates and the fixed costs matter less.",
+            "",
+        ]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny run (smoke test), no file")
@@ -196,7 +389,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
         help="key implementation(s); threefry2x32 is JAX's default",
     )
     parser.add_argument("--output", type=Path, default=None, help="markdown file to write")
+    parser.add_argument(
+        "--mujoco",
+        action="store_true",
+        help="MuJoCo section instead (native physics vs raw mj_step and Gymnasium) -> mujoco.md",
+    )
     args = parser.parse_args(argv)
+    if args.mujoco:
+        info = machine_info()
+        print(f"{info['cpu']} (nproc={info['nproc']}), jax {info['jax']}, load {info['load']}")
+        out = run_mujoco(args, info)
+        output = args.output or (None if args.quick else DEFAULT_MUJOCO_OUTPUT)
+        if output is not None:
+            command = "python benchmarks/throughput.py " + " ".join(
+                sys.argv[1:] if argv is None else argv
+            )
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(render_mujoco(out, info, command.strip()))
+            print(f"wrote {output}")
+        return out
 
     num_envs = args.num_envs or ([4] if args.quick else list(NUM_ENVS))
     repeats = args.repeats or (1 if args.quick else 5)

@@ -13,6 +13,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   echo "adaptrl: installing adaptrl and its dependencies (first run only)" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet -e "$root[dev]" >&2
+  # The MuJoCo families' tests (parity with Gymnasium, both physics backends) need both extras.
+  "$venv/bin/python" -m pip install --quiet -e "$root[dev,mujoco,mjx]" >&2
   touch "$stamp"
 fi
