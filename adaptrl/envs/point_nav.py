@@ -15,7 +15,8 @@ Variants (registered names):
   episode terminates when both coordinates are within 0.01 of the goal.
 - ``point-nav-dense``: PEARL dense. Start ~ U[-1, 1]^2, goal ~ U[-1, 1]^2, horizon 20.
 - ``point-nav-sparse``: PEARL sparse. Start at the origin, 100 goals evenly spaced on the upper
-  unit half-circle (80 train / 20 test), horizon 20, sparse reward.
+  unit half-circle (80 train / 20 test), horizon 20, sparse reward; ``training_reward`` is the
+  dense one (PEARL meta-trains its critics on it; agents observe only the sparse reward).
 
 ``success`` is ``||p' - g|| <= success_radius`` on that step.
 
@@ -66,10 +67,17 @@ class PointNavigation(Environment):
     success_radius: float = 0.01
     start: Literal["origin", "uniform"] = "origin"
     start_range: float = 1.0  # start ~ U[-start_range, start_range]^2 when start == "uniform"
+    # Reward that off-policy meta-learners may *train* on (``training_reward``); None = the
+    # observed reward. PEARL meta-trains the sparse robot on the dense reward, while the agent
+    # (its context, its returns) only ever sees the sparse one.
+    training_reward_type: Literal["dense", "sparse"] | None = None
 
     def __post_init__(self):
         if self.reward_type not in ("dense", "sparse"):
             raise ValueError(f"reward_type must be 'dense' or 'sparse', got {self.reward_type!r}")
+        if self.training_reward_type not in (None, "dense", "sparse"):
+            raise ValueError(f"training_reward_type must be None, 'dense' or 'sparse', got "
+                             f"{self.training_reward_type!r}")
         if self.start not in ("origin", "uniform"):
             raise ValueError(f"start must be 'origin' or 'uniform', got {self.start!r}")
 
@@ -87,6 +95,11 @@ class PointNavigation(Environment):
         if self.reward_type == "dense":
             return -dist
         return jnp.where(dist <= self.sparse_radius, 1.0 - dist, 0.0)
+
+    def training_reward(self, state: PointState, task: GoalTask) -> jax.Array:
+        """Reward for having arrived in ``state`` under ``training_reward_type``."""
+        kind = self.training_reward_type or self.reward_type
+        return dataclasses.replace(self, reward_type=kind).reward(state.position, task)
 
     def step(self, key, state: PointState, action, task: GoalTask):
         del key
