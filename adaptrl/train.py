@@ -293,7 +293,7 @@ def _train_loop(spec, benchmark, run, algo_config, state, start, run_dir, record
                 logger.log(it, row)
                 bar.set_postfix(
                     steps_per_s=f"{steps_done / max(elapsed, 1e-9):.3g}",
-                    trial_return=f"{row.get('trial_return', float('nan')):.3f}",
+                    **{spec.headline_metric: f"{row.get(spec.headline_metric, float('nan')):.3f}"},
                 )
             bar.update(1)
             if it % run.checkpoint_every == 0:
@@ -370,7 +370,7 @@ def evaluate(
     paths = write_results(results, out)
     if (run_dir / METRICS_CSV).exists():
         curve = out / "training_curve.png"
-        if plot_training([(spec.name, read_metrics(run_dir))], curve):
+        if plot_training([(spec.name, read_metrics(run_dir))], curve, key=spec.headline_metric):
             paths["training"] = curve
     print((out / "meta_test.md").read_text())
     print(f"adaptrl: results in {out} ({', '.join(p.name for p in paths.values())})")

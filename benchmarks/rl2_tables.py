@@ -176,12 +176,19 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--out", default="docs/results/rl2.md")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="override RL2Config fields for every cell, e.g. --set hidden_size=64")
     a = p.parse_args()
+    overrides = {}
+    for item in a.set:
+        name, _, value = item.partition("=")
+        field_type = type(getattr(rl2.RL2Config(), name))
+        overrides[name] = value.lower() in ("1", "true") if field_type is bool else field_type(value)
     rows = []
     for cell in a.cells:
         if cell not in PUBLISHED:
             raise SystemExit(f"unknown cell {cell!r}; choose from {', '.join(PUBLISHED)}")
-        r = run_cell(cell, a.seeds, a.iterations, {})
+        r = run_cell(cell, a.seeds, a.iterations, overrides)
         print(f"{cell}: ours {r['mean']:.2f} ± {r['ci95']:.2f} (published RL² "
               f"{PUBLISHED[cell]['RL2']}, bar {r['bar']:.2f}: {'pass' if r['pass'] else 'FAIL'}),"
               f" train {r['train_s']:.0f} s, {r['steps_per_s']:.3g} env steps/s", flush=True)

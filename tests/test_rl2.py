@@ -1,11 +1,14 @@
 """RL² plumbing: memory carries across episodes, resets between trials; replay matches rollout."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import adaptrl
 from adaptrl.algos import rl2
+from adaptrl.eval.protocol import meta_test
 from adaptrl.rollout.trial import Agent, run_trial
 
 CFG = rl2.RL2Config(hidden_size=16, embed_sizes=(16,), num_trials=8, num_minibatches=2)
@@ -83,3 +86,42 @@ def test_trial_gae_skips_padding_and_crosses_episodes():
     # lam = 1: return targets are discounted sums over valid steps, bootstrapping across padding.
     np.testing.assert_allclose(ret, [1 + 0.9 * 0 + 0.81 * 2, 0.0, 0 + 0.9 * 2, 2.0], atol=1e-6)
     np.testing.assert_allclose(adv, np.asarray(ret) - np.where(valid, v, 0.0), atol=1e-6)
+
+
+def _train_and_meta_test(bench, config, iterations, seed=0):
+    state = rl2.init(jax.random.PRNGKey(seed), bench, config, iterations)
+    update = jax.jit(rl2.make_update(bench, config, iterations))
+    for _ in range(iterations):
+        state, _ = update(state)
+    agent = rl2.make_agent(state.params, bench.env, config)
+    return float(meta_test(bench, [agent], seeds=[seed]).trial_returns.mean())
+
+
+def test_learns_two_armed_bandit_beating_random_and_no_memory_ablation():
+    """On 2 arms paying 0.5 +- d, RL² must count outcomes; a memoryless policy cannot.
+
+    Random scores 10 per 20-pull trial and the best memoryless rule (win-stay / lose-shift)
+    about 11.7 in expectation; RL² reaches ~12.3 after 80 short updates. 500 held-out tasks give
+    a standard error of ~0.1 on each mean.
+    """
+    bench = adaptrl.make("bandit-k2-mirror-n20", num_test_tasks=500)
+    config = rl2.RL2Config(hidden_size=32, embed_sizes=(32,), num_trials=128, num_minibatches=8,
+                           ppo_epochs=2, gae_lambda=0.3, entropy_coef=0.003,
+                           learning_rate=3e-3)  # fmt: skip
+    with_memory = _train_and_meta_test(bench, config, 80)
+    no_memory = _train_and_meta_test(bench, dataclasses.replace(config, memory=False), 80)
+    random_score = 10.0  # both arms average 0.5
+    assert with_memory > random_score + 1.5, (with_memory, no_memory)
+    assert with_memory > no_memory + 1.0, (with_memory, no_memory)
+
+
+def test_update_is_deterministic_for_a_seed():
+    bench = adaptrl.make("bandit-k5-n10")
+    update = jax.jit(rl2.make_update(bench, CFG, 2))
+    runs = []
+    for _ in range(2):
+        state = rl2.init(jax.random.PRNGKey(7), bench, CFG, 2)
+        state, _ = update(update(state)[0])
+        runs.append(jax.tree_util.tree_leaves(state.params))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -218,7 +218,7 @@ def test_list_envs_names_and_descriptions():
         assert name in envs and envs[name]
     assert all(isinstance(d, str) and d for d in envs.values())
     expected_bandits = {f"bandit-k{k}-n{n}" for k in (5, 10, 50) for n in (10, 100, 500)}
-    assert expected_bandits | {"bandit-k2-n10"} == {n for n in envs if n.startswith("bandit")}
+    assert expected_bandits | {"bandit-k2-n10", "bandit-k2-mirror-n20"} == {n for n in envs if n.startswith("bandit")}
     assert {f"tabular-mdp-n{n}" for n in (10, 25, 50, 75, 100)} == {
         n for n in envs if n.startswith("tabular")
     }
@@ -232,7 +232,7 @@ def test_unknown_name_suggests_close_matches():
     with pytest.raises(adaptrl.UnknownEnvError, match="grid-varibad"):
         adaptrl.make("grid-varibd")
     with pytest.raises(adaptrl.UnknownEnvError) as info:
-        adaptrl.make("halfcheetah-quantum")
+        adaptrl.make("xyzzy")
     assert "Did you mean" not in str(info.value)
     assert "adaptrl list" in str(info.value)
 

@@ -26,7 +26,7 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from adaptrl.algos import maml, rl2
+from adaptrl.algos import maml, pearl, rl2, sac
 from adaptrl.tasks.benchmark import Benchmark
 
 
@@ -44,6 +44,8 @@ class AlgorithmSpec:
     make_update: Callable[[Benchmark, Any, int], Callable] | None = None
     env_steps_per_update: Callable[[Benchmark, Any], int] | None = None
     evaluate: Callable[..., Any] | None = None
+    # The training metric shown on the progress bar (and plotted by default).
+    headline_metric: str = "trial_return"
     supports: Callable[[Benchmark], bool] = lambda benchmark: True
 
     @property
@@ -108,6 +110,48 @@ register(
         make_agent=maml.agent_from_state,
         env_steps_per_update=maml.env_steps_per_update,
         evaluate=maml.evaluate_adaptation,
+        headline_metric="post_update_return",
+    )
+)
+
+register(
+    AlgorithmSpec(
+        name="sac",
+        description="SAC: soft actor-critic on the mixture of training tasks (task-agnostic; "
+        "--sac.oracle appends the task)",
+        config_cls=sac.SACConfig,
+        init=sac.init,
+        make_update=sac.make_update,
+        make_agent=sac.agent_from_state,
+        env_steps_per_update=sac.env_steps_per_update,
+        supports=sac.supports,
+        headline_metric="train_episode_return",
+    )
+)
+register(
+    AlgorithmSpec(
+        name="sac-oracle",
+        description="SAC told the task (its parameters appended to the observation; upper bound)",
+        config_cls=sac.SACOracleConfig,
+        init=sac.init,
+        make_update=sac.make_update,
+        make_agent=sac.agent_from_state,
+        env_steps_per_update=sac.env_steps_per_update,
+        supports=sac.supports,
+        headline_metric="train_episode_return",
+    )
+)
+register(
+    AlgorithmSpec(
+        name="pearl",
+        description="PEARL: context encoder q(z|c) + SAC on z, posterior sampling at meta-test",
+        config_cls=pearl.PEARLConfig,
+        init=pearl.init,
+        make_update=pearl.make_update,
+        make_agent=pearl.agent_from_state,
+        env_steps_per_update=pearl.env_steps_per_update,
+        supports=sac.supports,
+        headline_metric="extra_posterior_return",
     )
 )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -152,7 +153,7 @@ def make_network(env: Environment, config: RL2Config) -> RL2Network:
         core=config.core,
         hidden_size=config.hidden_size,
         embed_sizes=tuple(config.embed_sizes),
-        action_dim=space.n if discrete else int(jnp.prod(jnp.array(space.shape))),
+        action_dim=space.n if discrete else math.prod(space.shape),
         discrete=discrete,
         init_log_std=config.init_log_std,
         use_memory=config.memory,

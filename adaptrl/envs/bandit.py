@@ -6,6 +6,11 @@ each pull is one episode of length 1 (so the adaptation curve is the reward per 
 observes nothing beyond its previous action, reward and done flag: the observation is a constant
 zero vector of length 1.
 
+A harder two-armed variant, ``sample_mirrored_task``, pays ``0.5 + d`` and ``0.5 - d`` with
+``d ~ U[0.1, 0.3]`` and the better arm random. One reward says little about which arm is better,
+so counting outcomes (memory) clearly beats the best memoryless rule, win-stay / lose-shift,
+which spends a fraction ``0.5 - d`` of its pulls on the worse arm however long the trial.
+
 Static config: ``num_arms``. Task pytree: ``BanditTask(probs: (k,) float32)``.
 """
 
@@ -33,6 +38,14 @@ class BanditState:
 def sample_bandit_task(key: jax.Array, num_arms: int) -> BanditTask:
     """p_i ~ U[0, 1] i.i.d. for each of ``num_arms`` arms."""
     return BanditTask(probs=jax.random.uniform(key, (num_arms,), jnp.float32))
+
+
+def sample_mirrored_task(key: jax.Array, low: float = 0.1, high: float = 0.3) -> BanditTask:
+    """Two arms paying ``0.5 + d`` and ``0.5 - d``, ``d ~ U[low, high]``, better arm random."""
+    gap_key, side_key = jax.random.split(key)
+    d = jax.random.uniform(gap_key, (), jnp.float32, low, high)
+    probs = jnp.stack([0.5 + d, 0.5 - d])
+    return BanditTask(probs=jnp.where(jax.random.bernoulli(side_key), probs, probs[::-1]))
 
 
 @dataclasses.dataclass(frozen=True)

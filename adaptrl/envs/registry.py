@@ -11,7 +11,8 @@ import difflib
 import functools
 from collections.abc import Callable
 
-from adaptrl.envs.bandit import BernoulliBandit, sample_bandit_task
+from adaptrl.envs import mujoco_tasks as _mujoco_tasks
+from adaptrl.envs.bandit import BernoulliBandit, sample_bandit_task, sample_mirrored_task
 from adaptrl.envs.grid import (
     GridNavigation,
     SignGrid,
@@ -125,6 +126,16 @@ for _k in (2, 5, 10, 50):
             functools.partial(_bandit, _k, _n),
             f"Bernoulli bandit, {_k} arms p~U[0,1], {_n} pulls per trial (RL2 Table 1)",
         )
+register(
+    "bandit-k2-mirror-n20",
+    lambda: (
+        BernoulliBandit(num_arms=2),
+        ContinuousTasks(sample_mirrored_task, "p = 0.5 +- d, d~U[0.1,0.3]"),
+        20,
+        False,
+    ),
+    "2 arms paying 0.5+d and 0.5-d (d~U[0.1,0.3]), 20 pulls: memory beats win-stay/lose-shift",
+)
 
 
 def _mdp(n: int):
@@ -183,6 +194,7 @@ register(
             sparse_radius=0.2,
             goal_tolerance=None,
             success_radius=0.2,
+            training_reward_type="dense",
         ),
         FiniteTasks(half_circle_goals(100), "100 goals on the upper unit half-circle"),
         3,
@@ -227,3 +239,8 @@ register(
     "7x7 room: read the sign to learn which of 2 corner goals pays, 2 episodes x 25 steps",
     test_fraction=0.3,
 )
+
+
+# MuJoCo locomotion families (optional extra): registering them imports no MuJoCo; building one
+# without the extra raises an error that says `pip install -e ".[mujoco]"`.
+_mujoco_tasks.register_all(register)
