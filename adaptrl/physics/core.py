@@ -103,12 +103,12 @@ def sample_reset_noise(robot: RobotSpec, key: jax.Array) -> jax.Array:
     # One draw for both parts (auto-reset computes this for every env at every step): U(-1, 1),
     # and the normal part by inverse CDF, as jax.random.normal does internally.
     u = jax.random.uniform(key, (nq + nv,), jnp.float32, np.nextafter(np.float32(-1), 0), 1.0)
-    noise_q = s * u[:nq]
-    if robot.reset_noise == "uniform_normal":
-        noise_v = s * np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u[nq:])
-    else:
-        noise_v = s * u[nq:]
-    return jnp.concatenate([noise_q, noise_v])
+    if robot.reset_noise == "uniform":
+        return s * u
+    # erf_inv over the whole vector and a select, not slices and a concatenate: the same values,
+    # but XLA fuses it into one loop (about a third cheaper at 64 envs, paid on every step).
+    normal = s * np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)
+    return jnp.where(jnp.arange(nq + nv) < nq, s * u, normal)
 
 
 def physics_reset(

@@ -25,6 +25,15 @@ compiler against the MuJoCo wheel on first use and cached under ``~/.cache/adapt
 threads never take the GIL between environments. Without a compiler, or with
 ``ADAPTRL_NATIVE_KERNEL=0``, the same loop runs in Python (about 10% slower per env step); both
 give bit-identical states (tested).
+
+On CPU the default path skips Python altogether: the step is an XLA FFI custom call
+(``_native_ffi.cc``, built with the system C++ compiler against MuJoCo and JAX's FFI headers, cached
+like the C worker) that steps the batch on its own persistent threads, applies per-task physics to
+its own per-slot model copies, and writes the packed outputs straight into XLA's buffers. The
+``pure_callback`` path above remains the fallback (no C++ compiler, a non-CPU default backend, or
+``ADAPTRL_NATIVE_FFI=0``, read at trace time); both give bit-identical results (tested). Its idle
+threads sleep at once; ``ADAPTRL_NATIVE_SPIN_US`` makes them spin that long first (slower on 2
+cores, where the spinner competes with XLA's work between calls).
 """
 
 from __future__ import annotations
@@ -49,7 +58,13 @@ import numpy as np
 from flax import struct
 
 from adaptrl.physics.core import PhysicsParams, Readout, extra_shape
-from adaptrl.physics.robots import RobotSpec, load_model, model_constants, require_mujoco
+from adaptrl.physics.robots import (
+    PARAM_FIELDS,
+    RobotSpec,
+    load_model,
+    model_constants,
+    require_mujoco,
+)
 
 
 @struct.dataclass
@@ -82,35 +97,57 @@ def default_num_threads() -> int:
 
 
 KERNEL_ENV_VAR = "ADAPTRL_NATIVE_KERNEL"
+FFI_ENV_VAR = "ADAPTRL_NATIVE_FFI"  # "0": step through pure_callback (read at trace time)
+FFI_TARGET = "adaptrl_mujoco_step"
 _TRACK_CODES = {"root_x": 0, "body": 1, "com": 2}
 _EXTRA_CODES = {"cfrc_ext": 0, "cinert": 1, "cvel": 2, "qfrc_actuator": 3}
 _KERNEL_LOCK = threading.Lock()
 _KERNEL: list = []  # [ctypes function or None], filled on first use
+_FFI: list = []  # [ctypes library or None], filled on first use
 
 
-def _compile_kernel(mj) -> Path:
-    """Build ``_native_kernel.c`` against the installed MuJoCo wheel (cached by content)."""
-    src = Path(__file__).with_name("_native_kernel.c")
+def _compile(mj, src_name: str, compiler: str, flags: list[str]) -> Path:
+    """Build ``src_name`` (next to this file) against the installed MuJoCo wheel, cached by
+    content, compiler flags and library versions."""
+    src = Path(__file__).with_name(src_name)
     mj_dir = Path(mj.__file__).parent
     libs = sorted(mj_dir.glob("libmujoco.so*")) or sorted(mj_dir.glob("libmujoco*.dylib"))
     if not libs or not (mj_dir / "include" / "mujoco" / "mujoco.h").exists():
         raise RuntimeError(f"no MuJoCo library or headers in {mj_dir}")
-    digest = hashlib.sha256(src.read_bytes() + str(libs[0]).encode() + mj.__version__.encode())
+    key = [src.read_bytes(), str(libs[0]).encode(), mj.__version__.encode()]
+    if src_name.endswith(".cc"):  # the FFI headers and ABI follow jaxlib
+        key.append(jax.__version__.encode())
+    key.append(" ".join(flags).encode())
+    digest = hashlib.sha256(b"\0".join(key)).hexdigest()[:16]
     cache = Path(os.environ.get("ADAPTRL_CACHE_DIR", Path.home() / ".cache" / "adaptrl"))
-    target = cache / f"native_kernel_{digest.hexdigest()[:16]}.so"
+    target = cache / f"{Path(src_name).stem.lstrip('_')}_{digest}.so"
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    cc = os.environ.get("CC", "cc")
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         out = Path(tmp) / target.name
-        cmd = [cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(src),
+        cmd = [compiler, "-O2", "-shared", "-fPIC", *flags, "-o", str(out), str(src),
                f"-I{mj_dir / 'include'}", str(libs[0]), f"-Wl,-rpath,{mj_dir}"]  # fmt: skip
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr.strip()}")
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr.strip()[-2000:]}")
         os.replace(out, target)  # atomic: concurrent builders agree
     return target
+
+
+def _compile_kernel(mj) -> Path:
+    """Build ``_native_kernel.c`` (the pure_callback path's C worker)."""
+    return _compile(mj, "_native_kernel.c", os.environ.get("CC", "cc"), [])
+
+
+def _compile_ffi(mj) -> Path:
+    """Build ``_native_ffi.cc`` (the FFI custom call) with JAX's FFI headers.
+
+    ``-ffp-contract=off``: no fused multiply-adds, so the float64 arithmetic done here (reset
+    state, per-task model fields, tracked point) rounds exactly as NumPy's does on the old path.
+    """
+    flags = ["-std=c++17", "-ffp-contract=off", "-pthread", "-w", f"-I{jax.ffi.include_dir()}"]
+    return _compile(mj, "_native_ffi.cc", os.environ.get("CXX", "g++"), flags)
 
 
 def load_kernel(mj):
@@ -137,6 +174,44 @@ def load_kernel(mj):
                 fn = None
         _KERNEL.append(fn)
         return fn
+
+
+def load_ffi(mj):
+    """The compiled FFI library (its target registered with JAX), or None with one warning."""
+    with _KERNEL_LOCK:
+        if _FFI:
+            return _FFI[0]
+        lib = None
+        if sys.platform.startswith("linux"):
+            try:
+                lib = ctypes.CDLL(str(_compile_ffi(mj)))
+                c = ctypes
+                lib.adaptrl_host_create.argtypes = [c.c_uint64] + [c.c_int] * 6 + [
+                    c.c_void_p, c.c_void_p, c.c_void_p, c.c_double
+                ]  # fmt: skip
+                lib.adaptrl_host_create.restype = c.c_int64
+                lib.adaptrl_host_slot_field.argtypes = [c.c_int64, c.c_int64, c.c_int, c.c_void_p]
+                lib.adaptrl_host_slot_field.restype = c.c_int64
+                jax.ffi.register_ffi_target(
+                    FFI_TARGET, jax.ffi.pycapsule(lib.AdaptrlMujocoStep), platform="cpu"
+                )
+            except (OSError, RuntimeError, AttributeError) as e:
+                warnings.warn(
+                    f"adaptrl: native MuJoCo FFI call unavailable, using pure_callback ({e})",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                lib = None
+        _FFI.append(lib)
+        return lib
+
+
+def use_ffi() -> bool:
+    """Trace-time choice of the step path: the FFI custom call unless switched off, off CPU,
+    or not buildable here."""
+    if os.environ.get(FFI_ENV_VAR, "1") == "0" or jax.default_backend() != "cpu":
+        return False
+    return load_ffi(require_mujoco()) is not None
 
 
 class NativeBatch:
@@ -175,6 +250,37 @@ class NativeBatch:
         self.extras_size = sum(math.prod(extra_shape(robot, n)) for n in robot.extras)
         self._shared_ptrs = np.zeros(0, np.uint64)
         self._shared_mass = np.zeros(0)
+        self._ffi_id: int | None = None
+
+    @property
+    def ffi_id(self) -> int:
+        """Id of this robot's host in the FFI library (created on first use; lives as long as
+        the process, like this object): its threads, scratch data and slot models."""
+        if self._ffi_id is None:
+            lib = load_ffi(self.mj)
+            robot = self.robot
+            codes = np.ascontiguousarray(self.extra_codes, np.int32)
+            qpos0 = np.ascontiguousarray(self.init_qpos, np.float64)
+            qvel0 = np.ascontiguousarray(self.init_qvel, np.float64)
+            self._ffi_args = (codes, qpos0, qvel0)  # keep alive (the host copies them anyway)
+            args = (self.model._address, self.num_threads, robot.frame_skip,
+                    int(robot.needs_rne), _TRACK_CODES[robot.track], robot.track_body,
+                    len(codes), codes.ctypes.data, qpos0.ctypes.data, qvel0.ctypes.data,
+                    self.total_mass)  # fmt: skip
+            self._ffi_id = int(lib.adaptrl_host_create(*args))
+        return self._ffi_id
+
+    def ffi_slot_field(self, slot: int, name: str) -> np.ndarray:
+        """A copy of ``name`` (a ``PARAM_FIELDS`` entry) in the FFI host's model for env slot
+        ``slot`` (for tests: the FFI path keeps its slot models in C++)."""
+        default = getattr(self.model, name)
+        out = np.empty(default.shape)
+        size = load_ffi(self.mj).adaptrl_host_slot_field(
+            self.ffi_id, slot, PARAM_FIELDS.index(name), out.ctypes.data
+        )
+        if size != out.size:
+            raise IndexError(f"the FFI host has no model for slot {slot}")
+        return out
 
     # ----------------------------------------------------------------------------- helpers
     def _models(self, params: dict[str, np.ndarray], batch: int) -> list:
@@ -419,6 +525,28 @@ def _unpack(robot: RobotSpec, floats: jax.Array) -> Readout:
     )
 
 
+def _ffi_call(robot, num_threads, mode, words, inputs, params):
+    """The FFI custom call (``_native_ffi.cc``); same outputs as the host callbacks.
+
+    Per env: ``words`` (2 (ns + 2),) uint32, ``inputs`` (nu + nq + nv + 1,) float32
+    ``[ctrl, reset noise, pending]``, ``params`` ``{field: (2,) + field_shape}``, packed here in
+    ``PARAM_FIELDS`` order as one (P,) float32 vector (``[scale, offset]`` per field) with a bit
+    mask of the fields present. Returns ``(words, floats)`` as ``_result_shapes``.
+    """
+    packed, mask = [], 0
+    for bit, name in enumerate(PARAM_FIELDS):
+        if name in params:
+            packed.append(jnp.asarray(params[name], jnp.float32).reshape(-1))
+            mask |= 1 << bit
+    packed = jnp.concatenate(packed) if packed else jnp.zeros((0,), jnp.float32)
+    host = get_host(robot, num_threads)
+    call = jax.ffi.ffi_call(FFI_TARGET, _result_shapes(robot), vmap_method="broadcast_all")
+    return call(
+        words, inputs, packed, host=np.int64(host.ffi_id), mode=np.int32(mode),
+        param_mask=np.int32(mask),
+    )  # fmt: skip
+
+
 def _host_step(robot, num_threads, words, inputs, params):
     return get_host(robot, num_threads).step(words, inputs, params)
 
@@ -435,13 +563,19 @@ def reset(
     nq = c["nq"]
     noise = jnp.asarray(noise, jnp.float32)
     if robot.reset_needs_forward:
-        words, floats = jax.pure_callback(
-            functools.partial(_host_reset, robot, num_threads),
-            _result_shapes(robot),
-            noise,
-            params,
-            vmap_method="broadcast_all",
-        )
+        if use_ffi():  # mode 1: the step's inputs with zero controls, pending, words unused
+            zero_ctrl, pending = jnp.zeros((c["nu"],), jnp.float32), jnp.ones((1,), jnp.float32)
+            inputs = jnp.concatenate([zero_ctrl, noise, pending])
+            words0 = jnp.zeros((2 * (state_size(robot) + 2),), jnp.uint32)
+            words, floats = _ffi_call(robot, num_threads, 1, words0, inputs, params)
+        else:
+            words, floats = jax.pure_callback(
+                functools.partial(_host_reset, robot, num_threads),
+                _result_shapes(robot),
+                noise,
+                params,
+                vmap_method="broadcast_all",
+            )
         state = NativeState(words=words, pending=jnp.bool_(False), noise=noise)
         return state, _unpack(robot, floats)
     # Lazy reset: everything the reset observation needs is known without a forward pass.
@@ -481,13 +615,16 @@ def step(
     inputs = jnp.concatenate(
         [jnp.asarray(ctrl, jnp.float32), state.noise, state.pending[None].astype(jnp.float32)]
     )
-    words, floats = jax.pure_callback(
-        functools.partial(_host_step, robot, num_threads),
-        _result_shapes(robot),
-        state.words,
-        inputs,
-        params,
-        vmap_method="broadcast_all",
-    )
+    if use_ffi():
+        words, floats = _ffi_call(robot, num_threads, 0, state.words, inputs, params)
+    else:
+        words, floats = jax.pure_callback(
+            functools.partial(_host_step, robot, num_threads),
+            _result_shapes(robot),
+            state.words,
+            inputs,
+            params,
+            vmap_method="broadcast_all",
+        )
     new_state = NativeState(words=words, pending=jnp.zeros_like(state.pending), noise=state.noise)
     return new_state, _unpack(robot, floats)
