@@ -628,25 +628,31 @@ def test_scripted_path_reaches_same_goal_every_episode():
 
 
 def test_sign_grid_tasks_and_reading_only_on_sign_cell():
-    tasks = sign_grid_tasks(SIGN)
+    tasks, groups = sign_grid_tasks(SIGN)
     signs = np.asarray(tasks.sign)
-    assert signs.shape == (14, 2) and np.all(signs[:, 1] == 0)
-    pairs = {(int(s[0]), int(g)) for s, g in zip(signs, np.asarray(tasks.goal_index), strict=True)}
-    assert len(pairs) == 14
+    assert signs.shape == (28, 2) and set(signs[:, 1]) == {0, 1}
+    pairs = {(int(s[0]), int(s[1]), int(g)) for s, g in zip(signs, tasks.goal_index, strict=True)}
+    assert len(pairs) == 28
+    np.testing.assert_array_equal(groups, signs[:, 1] * 7 + signs[:, 0])
 
-    # Random rollouts in all 14 tasks: the reading is visible exactly on the sign cell.
-    rep = jax.tree_util.tree_map(lambda x: x[np.arange(BATCH) % 14], tasks)
+    # Random rollouts in all 28 tasks: the reading is visible exactly on the sign cell.
+    rep = jax.tree_util.tree_map(lambda x: x[np.arange(BATCH) % 28], tasks)
     steps = num_rollout_steps(SIGN)
     _, rec = batched_rollout(SIGN, steps, rollout_inputs(key(50), BATCH), rep)
     obs = np.asarray(rec.final_observation)
     cells = SIGN.num_cells
+    assert obs.shape[-1] == SIGN.observation_space.shape[0] == cells + 6
     pos_cell = np.argmax(obs[..., :cells], -1)
-    sign_cell = np.asarray(rep.sign[:, 1] * 7 + rep.sign[:, 0])
-    np.testing.assert_array_equal(
-        obs[..., cells : 2 * cells].argmax(-1), np.broadcast_to(sign_cell[:, None], pos_cell.shape)
+    np.testing.assert_array_equal(obs[..., :cells].sum(-1), 1.0)
+    # Coordinates scaled to [0, 1]: the agent's agree with its one-hot cell, the sign's are fixed.
+    np.testing.assert_allclose(obs[..., cells] * 6, pos_cell % 7, atol=1e-5)
+    np.testing.assert_allclose(obs[..., cells + 1] * 6, pos_cell // 7, atol=1e-5)
+    sign_xy = np.asarray(rep.sign, np.float32) / 6
+    np.testing.assert_allclose(
+        obs[..., cells + 2 : cells + 4], np.broadcast_to(sign_xy[:, None], obs[..., :2].shape)
     )
-    np.testing.assert_array_equal(obs[..., : 2 * cells].sum(-1), 2.0)
-    reading = obs[..., 2 * cells :]
+    sign_cell = np.asarray(rep.sign[:, 1] * 7 + rep.sign[:, 0])
+    reading = obs[..., cells + 4 :]
     on_sign = pos_cell == sign_cell[:, None]
     assert on_sign.any() and (~on_sign).any()
     assert np.all(reading[~on_sign] == 0.0)

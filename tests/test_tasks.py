@@ -17,7 +17,7 @@ FINITE = {  # name: (number of tasks, number of held-out tasks)
     "point-nav-sparse": (100, 20),  # PEARL: 80 train / 20 test
     "grid-varibad": (21, 5),
     "grid-nav2d": (31, 8),
-    "sign-grid": (14, 4),  # 10 train / 4 test, as the module docstring says
+    "sign-grid": (28, 8),  # 4 of 14 sign cells held out, both goals each (grouped split)
 }
 CONTINUOUS = {  # name: default number of held-out tasks
     "bandit-k5-n10": 1000,
@@ -185,6 +185,30 @@ def test_split_tasks_fraction_bounds_and_errors():
         tree_size({"a": jnp.zeros((3,)), "b": jnp.zeros((4,))})
 
 
+def test_grouped_split_keeps_groups_whole():
+    goals = jnp.arange(24, dtype=jnp.int32).reshape(12, 2)
+    groups = np.arange(12) // 3  # 4 groups of 3 tasks
+    split = split_tasks(FiniteTasks(GridGoalTask(goal=goals), groups=groups), test_fraction=0.25)
+    test_groups = {int(g) // 6 for g in np.asarray(split.test_tasks.goal)[:, 0]}
+    train_groups = {int(g) // 6 for g in np.asarray(split.train_tasks.goal)[:, 0]}
+    assert len(test_groups) == 1 and len(train_groups) == 3 and not test_groups & train_groups
+    assert split.num_test_tasks == 3 and split.num_train_tasks == 9
+    # Without groups the same set splits task by task, exactly as before groups existed.
+    ungrouped = split_tasks(FiniteTasks(GridGoalTask(goal=goals)), test_fraction=0.25)
+    assert ungrouped.num_test_tasks == 3
+    with pytest.raises(ValueError, match="one integer label per task"):
+        FiniteTasks(GridGoalTask(goal=goals), groups=np.zeros(5, np.int64))
+    with pytest.raises(ValueError, match="2 groups"):
+        split_tasks(FiniteTasks(GridGoalTask(goal=goals), groups=np.zeros(12, np.int64)))
+
+
+def test_sign_grid_split_holds_out_whole_sign_cells():
+    b = make("sign-grid")
+    cells = lambda t: {tuple(s) for s in np.asarray(t.sign).tolist()}  # noqa: E731
+    test_cells, train_cells = cells(b.test_tasks), cells(b.split.train_tasks)
+    assert len(test_cells) == 4 and len(train_cells) == 10 and not test_cells & train_cells
+
+
 def test_split_tasks_continuous():
     dist = ContinuousTasks(lambda k: {"x": jax.random.normal(k, (3,))})
     split = split_tasks(dist, seed=5, num_test_tasks=11)
@@ -218,7 +242,8 @@ def test_list_envs_names_and_descriptions():
         assert name in envs and envs[name]
     assert all(isinstance(d, str) and d for d in envs.values())
     expected_bandits = {f"bandit-k{k}-n{n}" for k in (5, 10, 50) for n in (10, 100, 500)}
-    assert expected_bandits | {"bandit-k2-n10", "bandit-k2-mirror-n20"} == {n for n in envs if n.startswith("bandit")}
+    extra_bandits = {"bandit-k2-n10", "bandit-k2-mirror-n20"}
+    assert expected_bandits | extra_bandits == {n for n in envs if n.startswith("bandit")}
     assert {f"tabular-mdp-n{n}" for n in (10, 25, 50, 75, 100)} == {
         n for n in envs if n.startswith("tabular")
     }

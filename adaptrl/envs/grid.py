@@ -17,13 +17,17 @@ would leave the grid keeps the agent in place. Cells are ``(x, y)`` with ``x`` t
 
 ``SignGrid`` (registered as ``sign-grid``), the "hallway with a sign" of the seeds (DREAM's
 read-the-sign / Maze3D idea): a 7x7 room, start at the centre (3, 3), two candidate goals in the
-top corners (0, 6) and (6, 6). A sign stands on one cell of the bottom row; where it stands is
+top corners (0, 6) and (6, 6). A sign stands on one cell of the bottom two rows; where it stands is
 visible, what it says (which goal pays) is only observed while the agent stands on it. Entering the
 correct goal pays +1, the wrong one -1; either terminates the episode; 25 steps per episode,
-2 episodes per trial. Tasks = 7 sign cells x 2 goals = 14, split 10 train / 4 test. Reading the
-sign costs a detour, which
-pays only for an agent that gathers information first; a sign-blind agent succeeds half the time.
-Via the sign the shortest path is 12 to 18 steps (by the sign's column); straight to a corner, 6.
+2 episodes per trial. Tasks = 14 sign cells x 2 goals = 28. The train/test split keeps each sign
+cell whole (4 held-out cells, 8 tasks; 10 training cells, 20 tasks): were the two tasks of one
+cell split, memorising "sign here -> that corner" would pass for reading. Reading the sign costs a
+detour, which pays only for an agent that gathers information first; a sign-blind agent succeeds
+half the time. Via the sign the shortest path is 10 to 18 steps; straight to a corner, 6.
+Observation: the agent's cell one-hot (49), then the agent's and the sign's ``(x, y)`` scaled to
+[0, 1] (2 + 2; coordinates, so held-out sign cells are not unseen input units), then the reading
+(2, zero off the sign).
 
 ``success`` is "on the (correct) goal this step".
 
@@ -135,6 +139,7 @@ class SignGrid(Environment):
     correct_reward: float = 1.0
     wrong_reward: float = -1.0
     step_reward: float = 0.0
+    sign_rows: int = 2  # the sign stands on one of the bottom ``sign_rows`` rows
 
     @property
     def num_cells(self) -> int:
@@ -143,13 +148,21 @@ class SignGrid(Environment):
     def _cell(self, position):
         return position[1] * self.width + position[0]
 
+    def _xy(self, position):
+        # Table lookup, not a division: jit turns ``x / 6`` into a multiply by the reciprocal,
+        # which differs from eager in the last bit.
+        xs = jnp.asarray(np.arange(self.width) / max(self.width - 1, 1), jnp.float32)
+        ys = jnp.asarray(np.arange(self.height) / max(self.height - 1, 1), jnp.float32)
+        return jnp.stack([xs[position[0]], ys[position[1]]])
+
     def _obs(self, position, task: SignTask):
         on_sign = jnp.all(position == task.sign)
         reading = jax.nn.one_hot(task.goal_index, len(self.goals)) * on_sign
         return jnp.concatenate(
             [
                 jax.nn.one_hot(self._cell(position), self.num_cells),
-                jax.nn.one_hot(self._cell(task.sign), self.num_cells),
+                self._xy(position),
+                self._xy(task.sign),
                 reading,
             ]
         )
@@ -182,18 +195,22 @@ class SignGrid(Environment):
 
     @property
     def observation_space(self):
-        return Box(0.0, 1.0, (2 * self.num_cells + len(self.goals),))
+        return Box(0.0, 1.0, (self.num_cells + 4 + len(self.goals),))
 
     @property
     def action_space(self):
         return Discrete(5)
 
 
-def sign_grid_tasks(env: SignGrid) -> SignTask:
-    """All (sign cell on the bottom row) x (goal index) tasks, batched."""
-    signs, idx = [], []
-    for x in range(env.width):
-        for g in range(len(env.goals)):
-            signs.append((x, 0))
-            idx.append(g)
-    return SignTask(sign=jnp.asarray(signs, jnp.int32), goal_index=jnp.asarray(idx, jnp.int32))
+def sign_grid_tasks(env: SignGrid) -> tuple[SignTask, np.ndarray]:
+    """All (sign cell in the bottom ``env.sign_rows`` rows) x (goal index) tasks, batched, and
+    each task's group label (its sign cell), for a split that keeps a cell's tasks together."""
+    signs, idx, groups = [], [], []
+    for y in range(env.sign_rows):
+        for x in range(env.width):
+            for g in range(len(env.goals)):
+                signs.append((x, y))
+                idx.append(g)
+                groups.append(y * env.width + x)
+    tasks = SignTask(sign=jnp.asarray(signs, jnp.int32), goal_index=jnp.asarray(idx, jnp.int32))
+    return tasks, np.asarray(groups, np.int64)

@@ -230,7 +230,8 @@ register(
 
 def _sign():
     env = SignGrid()
-    return env, FiniteTasks(sign_grid_tasks(env), "7 sign cells x 2 goals"), 2, True
+    tasks, groups = sign_grid_tasks(env)
+    return env, FiniteTasks(tasks, "14 sign cells x 2 goals", groups=groups), 2, True
 
 
 register(

@@ -57,10 +57,29 @@ class ContinuousTasks:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FiniteTasks:
-    """A uniform distribution over an enumerated, batched task pytree (leading axis = tasks)."""
+    """A uniform distribution over an enumerated, batched task pytree (leading axis = tasks).
+
+    Attributes:
+      tasks: batched task pytree, leading axis = tasks.
+      description: one line for listings.
+      groups: optional ``(num_tasks,)`` integer labels. When given, the train/test split keeps
+        each group whole, so a held-out task never shares its group with a training task (the
+        sign grid groups by sign cell: otherwise the training twin of a held-out task would
+        reveal its answer to an agent that memorises cells instead of reading the sign).
+    """
 
     tasks: PyTree
     description: str = ""
+    groups: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.groups is not None:
+            groups = np.asarray(self.groups)
+            if groups.shape != (self.num_tasks,) or not np.issubdtype(groups.dtype, np.integer):
+                raise ValueError(
+                    f"groups must be one integer label per task, shape ({self.num_tasks},); "
+                    f"got dtype {groups.dtype}, shape {groups.shape}"
+                )
 
     @property
     def is_finite(self) -> bool:
@@ -124,16 +143,25 @@ def split_tasks(
       distribution: continuous or finite.
       seed: split seed; the same seed always gives the same split.
       num_test_tasks: held-out batch size for continuous distributions.
-      test_fraction: share of a finite set held out (at least one task on each side).
+      test_fraction: share of a finite set held out (at least one task on each side); with
+        ``distribution.groups`` set, the share of groups held out, each group kept whole.
     """
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x5EED)
     if distribution.is_finite:
         n = distribution.num_tasks
-        if n < 2:
-            raise ValueError("a finite task set needs at least 2 tasks to split train/test")
-        n_test = int(min(max(round(n * test_fraction), 1), n - 1))
-        perm = np.asarray(jax.random.permutation(key, n))
-        test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+        groups = (
+            np.arange(n) if distribution.groups is None else np.asarray(distribution.groups)
+        )
+        labels = np.unique(groups)
+        if len(labels) < 2:
+            raise ValueError(
+                "a finite task set needs at least 2 tasks (2 groups, when grouped) to split "
+                "train/test"
+            )
+        n_test = int(min(max(round(len(labels) * test_fraction), 1), len(labels) - 1))
+        perm = np.asarray(jax.random.permutation(key, len(labels)))
+        is_test = np.isin(groups, labels[perm[:n_test]])
+        test_idx, train_idx = np.flatnonzero(is_test), np.flatnonzero(~is_test)
         return TaskSplit(
             distribution=distribution,
             test_tasks=distribution.get(jnp.asarray(test_idx)),
