@@ -60,7 +60,7 @@ CELL_SETTINGS: dict[str, tuple[int, dict]] = {
     "bandit-k50-n10": (1500, _N10),
     # Measured: 76.21 ± 3.65 (bar 76.34) in 885 s, docs/results/rl2.md 2026-11-24 04:31.
     "bandit-k5-n100": (1800, _N100),
-    "bandit-k10-n100": (1800, _N100),  # untested
+    "bandit-k10-n100": (1800, _N100),  # 76.58 (bar 81.0): needs more
     "bandit-k50-n100": (1000, {"num_trials": 128, "gamma": 0.995, "hidden_size": 256}),
     "bandit-k5-n500": (1000, {"num_trials": 64, "gamma": 0.999}),
     "bandit-k10-n500": (1000, {"num_trials": 64, "gamma": 0.999}),
