@@ -37,6 +37,9 @@ from adaptrl.eval.report import load_results
 from adaptrl.eval.stats import seed_task_ci
 from adaptrl.train import RunConfig, train
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import cpu_model  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "maml_bench"
 REPORT = ROOT / "docs" / "results" / "maml.md"
@@ -45,14 +48,7 @@ TARGET = {0: "about -40 (±5)", 1: ">= -13", 2: ">= -5", 3: "–"}
 
 
 def machine() -> dict:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import flax
     import optax
 

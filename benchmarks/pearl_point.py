@@ -33,6 +33,9 @@ from adaptrl.algos import pearl, sac
 from adaptrl.eval.report import load_results
 from adaptrl.train import RunConfig, train
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import cpu_model  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "pearl_bench"
 REPORT = ROOT / "docs" / "results" / "pearl.md"
@@ -44,14 +47,7 @@ def machine() -> dict:
     import flax
     import optax
 
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "cpu": f"{cpu}, {os.cpu_count()} cores",
         "backend": jax.default_backend(),

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import datetime
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ import adaptrl
 from adaptrl.algos import rl2
 from adaptrl.eval.protocol import meta_test
 from adaptrl.eval.stats import mean_ci
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import cpu_model  # noqa: E402
 
 # Published values (Duan et al. 2016, Tables 1 and 2).
 PUBLISHED = {
@@ -132,7 +136,7 @@ def report(rows: list[dict], command: str, out: Path) -> str:
         f"## Run of {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {_cpu()} ({_nproc()} cores), no GPU; Python "
+        f"Machine: {platform.machine()}, {cpu_model()} ({_nproc()} cores), no GPU; Python "
         f"{platform.python_version()}, jax {jax.__version__}. Total reward per trial on the 1000 "
         "held-out tasks of each benchmark (split seed 0); ours = mean over training seeds of the "
         "per-seed mean, ± 95% t-interval across seeds.",
@@ -164,16 +168,6 @@ def report(rows: list[dict], command: str, out: Path) -> str:
     with out.open("a") as f:
         f.write(text)
     return text
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _nproc() -> int:

@@ -37,6 +37,9 @@ import adaptrl
 from adaptrl.envs.base import Discrete, Environment
 from adaptrl.rollout.trial import step_auto_reset
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import cpu_model  # noqa: E402
+
 # One representative name per registered family.
 FAMILIES = (
     "bandit-k5-n10",
@@ -125,14 +128,7 @@ def measure(
 
 
 def machine_info() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
