@@ -38,7 +38,7 @@ from adaptrl.eval.stats import seed_task_ci
 from adaptrl.train import RunConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import cpu_model  # noqa: E402
+from _report import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "maml_bench"

@@ -34,7 +34,7 @@ from adaptrl.eval.report import load_results
 from adaptrl.train import RunConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import cpu_model  # noqa: E402
+from _report import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "pearl_bench"

@@ -43,6 +43,9 @@ from adaptrl.baselines.random import random_agent
 from adaptrl.rollout.trial import Agent, run_trial
 from adaptrl.tasks.benchmark import Benchmark
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import cpu_model  # noqa: E402
+
 try:  # the shared meta-test protocol (preferred, so every table is produced the same way)
     from adaptrl.eval.protocol import meta_test
 except ImportError:  # pragma: no cover - fallback while the protocol is not available
@@ -244,16 +247,6 @@ def markdown_table(rows: list[Row]) -> str:
             f"{'yes' if r.passed else '**no**'} | {r.hyper} |"
         )
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def environment_info() -> str:

@@ -33,6 +33,10 @@ from adaptrl.eval.report import load_results
 from adaptrl.rollout.trial import run_trial
 from adaptrl.tasks.distribution import tree_index, tree_size
 from adaptrl.train import RunConfig, _init_states, evaluate, load_run_config, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import append_section  # noqa: E402
+
 from adaptrl.utils.checkpoint import latest_checkpoint, load_checkpoint
 
 # (iterations, RL2Config overrides) per env.
@@ -204,8 +208,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_write:
-        with Path(a.out).open("a") as f:
-            f.write(text + "\n")
+        append_section(a.out, text)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from adaptrl.algos import rl2
 from adaptrl.rollout.trial import run_trial
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _report import append_section  # noqa: E402
 from rl2_tables import CELL_SETTINGS  # noqa: E402
 
 BANDITS = [f"bandit-k{k}-n{n}" for n in (10, 100, 500) for k in (5, 10, 50)]
@@ -108,8 +109,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_write:
-        with Path(a.out).open("a") as f:
-            f.write(text + "\n")
+        append_section(a.out, text)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from adaptrl.envs.base import Discrete, Environment
 from adaptrl.rollout.trial import step_auto_reset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import cpu_model  # noqa: E402
+from _report import cpu_model  # noqa: E402
 
 # One representative name per registered family.
 FAMILIES = (
