@@ -310,7 +310,7 @@ def _reference_agents(benchmark: Benchmark, algo: str) -> list:
     from adaptrl.algos import list_algorithms
 
     refs = []
-    for name in ("random", "oracle", "task-agnostic"):
+    for name in ("random", "oracle", "task-agnostic", "goal-search"):
         if name == algo or name not in list_algorithms():
             continue
         spec = get_algorithm(name)

@@ -203,6 +203,27 @@ def _is_bandit(b: Benchmark) -> bool:
     return isinstance(b.env, BernoulliBandit)
 
 
+@dataclasses.dataclass(frozen=True)
+class GoalSearchConfig:
+    """Exact-posterior goal search on sparse point navigation (``adaptrl.baselines.goal_search``).
+
+    Attributes:
+      strategy: "posterior-sampling" (one posterior draw per episode, driven to: the ceiling of
+        PEARL-style exploration) or "sweep" (head for the lowest-angle goal still possible,
+        updating every step: a systematic explorer).
+    """
+
+    strategy: str = "posterior-sampling"
+
+
+def _is_sparse_goal_set(b: Benchmark) -> bool:
+    from adaptrl.envs.point_nav import PointNavigation
+
+    tasks = getattr(b.distribution, "tasks", None)
+    return (isinstance(b.env, PointNavigation) and b.env.reward_type == "sparse"
+            and hasattr(tasks, "goal"))  # fmt: skip
+
+
 def _is_tabular_mdp(b: Benchmark) -> bool:
     from adaptrl.envs.tabular_mdp import TabularMDP
 
@@ -210,7 +231,7 @@ def _is_tabular_mdp(b: Benchmark) -> bool:
 
 
 def _register_references() -> None:
-    from adaptrl.baselines import bandits, oracle, psrl
+    from adaptrl.baselines import bandits, goal_search, oracle, psrl
     from adaptrl.baselines.random import random_agent
 
     def ref(name, description, make_agent, config_cls=NoConfig, supports=lambda b: True):
@@ -234,6 +255,9 @@ def _register_references() -> None:
         GittinsConfig, _is_bandit)  # fmt: skip
     ref("psrl", "posterior-sampling RL (tabular MDPs)",
         lambda s, b, c: psrl.psrl(b.env), supports=_is_tabular_mdp)  # fmt: skip
+    ref("goal-search", "exact-posterior goal search (sparse point navigation)",
+        lambda s, b, c: goal_search.goal_search(b, c.strategy), GoalSearchConfig,
+        _is_sparse_goal_set)  # fmt: skip
 
     register(
         AlgorithmSpec(
