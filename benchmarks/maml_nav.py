@@ -38,7 +38,7 @@ from adaptrl.eval.stats import seed_task_ci
 from adaptrl.train import RunConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import cpu_model  # noqa: E402
+from _report import append_section, cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "maml_bench"
@@ -162,6 +162,7 @@ def accuracy(iterations: int, seeds: int, quick: bool) -> dict:
         f"{iterations}, num_seeds={seeds}, eval_seeds=2), MAMLConfig())",
         "iterations": iterations,
         "seeds": seeds,
+        "loss_averaging": cfg.loss_averaging,
         "wall_s": wall,
         "per_step": per_step,
         "references_per_episode": refs,
@@ -345,6 +346,27 @@ def _acceptance(acc, spd, ban) -> list[str]:
     return out + [""]
 
 
+def append_accuracy(acc: dict) -> None:
+    """Append this accuracy run to docs/results/maml.md as a dated section (kept even when
+    ``report`` cannot be regenerated because other parts' JSON files are missing)."""
+    lines = [
+        f"## 2D navigation run of {acc['date']} (`loss_averaging={acc['loss_averaging']}`)", "",
+        f"{acc['seeds']} training seeds x {acc['iterations']} meta-iterations, meta-test on the "
+        f"{acc['num_tasks']} held-out tasks, 2 evaluation seeds per trained seed, 20 trajectories "
+        "per step (lr 0.1 then 0.05); ± = 95% t-interval across trained seeds.", "",
+    ]  # fmt: skip
+    lines += _nav_table(acc)
+    refs = acc.get("references_per_episode", {})
+    if refs:
+        lines += ["", "References (return of one episode): " + "; ".join(
+            f"{n} {_fmt(v['mean'], v['ci95'])}" for n, v in refs.items()) + "."]  # fmt: skip
+    lines += ["", f"Command: `.venv/bin/python benchmarks/maml_nav.py accuracy` (= "
+              f"`{acc['command']}`). Machine: {acc['cpu']}; {acc['versions']}. Wall-clock "
+              f"{acc['wall_s']:.0f} s (load average {acc['load_before']:.2f} before, "
+              f"{acc['load_after']:.2f} after)."]  # fmt: skip
+    append_section(REPORT, "\n".join(lines))
+
+
 def report() -> str:
     def load(name):
         p = OUT / f"{name}.json"
@@ -489,7 +511,10 @@ def main(argv=None) -> int:
         if part == "speed":
             save("speed" + suffix, speed(its, a.quick))
         elif part == "accuracy":
-            save("accuracy" + suffix, accuracy(its, 3, a.quick))
+            acc = accuracy(its, 3, a.quick)
+            save("accuracy" + suffix, acc)
+            if not a.quick:
+                append_accuracy(acc)
         elif part == "bandits":
             save("bandits" + suffix, bandits(its, 3, a.quick))
         elif part == "report":

@@ -69,7 +69,8 @@ def test_second_order_meta_gradient_matches_finite_differences(nav, objective):
     assert np.abs(g_fo - fd).max() > 1e-2 * scale  # first-order misses the second-order term
 
 
-def test_fisher_vector_product_is_hessian_of_post_update_kl(nav):
+@pytest.mark.parametrize("linearize_once", [True, False])
+def test_fisher_vector_product_is_hessian_of_post_update_kl(nav, linearize_once):
     bench, cfg, state, data = nav
     net = maml.make_policy(bench.env, cfg)
     with enable_x64(True):
@@ -88,7 +89,8 @@ def test_fisher_vector_product_is_hessian_of_post_update_kl(nav):
                 return maml.task_outputs(net, unravel(x), *batches, cfg)["post"]
 
             fvp = maml.kl_hessian_vector_product(task_fn, flat, (data.pre, data.post),
-                                                 old["post"], valid)  # fmt: skip
+                                                 old["post"], valid,
+                                                 linearize_once=linearize_once)  # fmt: skip
 
             def kl(x):
                 return maml.mean_kl(old["post"], outputs(x)["post"], valid)
@@ -270,3 +272,15 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert main(["eval", str(run), "--out", str(tmp_path / "ev")]) == 0
     assert (tmp_path / "ev" / "meta_test.md").exists()
     capsys.readouterr()
+
+
+def test_loss_averaging_by_hand():
+    """"steps": one mean over every valid step; "episodes": per-episode means, then their mean
+    (a 1-step episode then weighs as much as a 3-step one)."""
+    x = jnp.array([[1.0, 2.0, 3.0], [10.0, 0.0, 0.0]])
+    valid = jnp.array([[True, True, True], [True, False, False]])
+    assert float(maml._traj_mean(x, valid, "steps")) == pytest.approx(16.0 / 4)
+    assert float(maml._traj_mean(x, valid, "episodes")) == pytest.approx((2.0 + 10.0) / 2)
+    assert maml.MAMLConfig().loss_averaging == "steps"
+    with pytest.raises(ValueError, match="loss_averaging"):
+        maml.MAMLConfig(loss_averaging="tasks").validate()
