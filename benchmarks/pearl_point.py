@@ -147,8 +147,8 @@ FINDINGS = """## What the numbers say
   by acting on one z ~ q(z | context) per trajectory, i.e. it commits to one goal hypothesis per
   20-step trajectory. A goal-search reference with the *exact* posterior over the 100 goals and
   the same one-draw-per-trajectory exploration (what a perfectly trained PEARL would do) succeeds
-  0.13 / 0.24 / 0.35 / 0.47 in episodes 1-4, and a sweeping explorer with the same posterior 0.00
-  / 0.60 / 1.00 / 1.00 (`docs/results/pearl_ceiling.md`, `python benchmarks/pearl_ceiling.py`).
+  0.13 / 0.24 / 0.35 / 0.47 in episodes 1-4, and a sweeping explorer with the same posterior 0.60
+  / 1.00 / 1.00 / 1.00 (`docs/results/pearl_ceiling.md`, `python benchmarks/pearl_ceiling.py`).
   So 0.8 within 3 exploration trajectories needs a different exploration strategy than PEARL's;
   the fair bar for PEARL here is that ceiling. Our best sparse PEARL (reward_scale 100, posterior
   trajectories in the encoder buffer, `docs/pearl_gap_analysis.md`) reached 0.00 / 0.13 / 0.20 /

@@ -110,12 +110,13 @@ def test_dice_and_lvc_gradients_equal_score_function_gradient_but_hessians_diffe
     def loss(objective):
         return lambda x: maml.inner_loss(net, unravel(x), batch, objective)
 
-    # The score-function estimator written out by hand: -mean_i mean_t grad log pi(a_t) A_t.
+    # The score-function estimator written out by hand: -sum_{i,t} log pi(a_t) A_t / #steps
+    # (the default loss_averaging="steps").
     def score_function(x):
         ep = batch.episodes
         logp = maml.log_prob(net.apply(unravel(x), ep.observations), ep.actions)
         m = ep.valid.astype(jnp.float32)
-        return -jnp.mean((logp * batch.advantages * m).sum(-1) / m.sum(-1))
+        return -(logp * batch.advantages * m).sum() / m.sum()
 
     g_ref = jax.grad(score_function)(flat)
     v = jax.random.normal(jax.random.PRNGKey(0), flat.shape)

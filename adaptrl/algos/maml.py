@@ -103,7 +103,8 @@ class MAMLConfig:
         (the PyTorch reimplementation). With early termination (point-nav ends within 0.01 of
         the goal) "episodes" gives an episode that ends after 1 step 100x the per-step weight of
         a full one: for goals near the start such chance hits dominate the inner gradient and
-        the adapted policy overshoots (docs/results/maml.md).
+        the adapted policy overshoots (docs/results/maml.md). TRPO's KL constraint is a mean
+        over all valid steps in both modes.
       outer: outer optimiser, "trpo" (the paper) or "ppo" (ProMP-style).
       max_kl: TRPO trust region: mean KL between old and new post-update policies.
       cg_iters: conjugate-gradient iterations.

@@ -52,17 +52,24 @@ def candidate_goals(benchmark: Benchmark) -> np.ndarray:
             f"{type(benchmark.distribution).__name__}"
         )
     goals = np.asarray(tasks.goal, np.float32).reshape(-1, 2)
-    return goals[np.argsort(np.arctan2(goals[:, 1], goals[:, 0]), kind="stable")]
+    # Angles in [0, 2pi): the float32 goal at angle pi has a tiny negative y, which arctan2 would
+    # put at -pi, i.e. first instead of last.
+    angles = np.mod(np.arctan2(goals[:, 1], goals[:, 0]) + 1e-6, 2 * np.pi)
+    return goals[np.argsort(angles, kind="stable")]
 
 
 def update_posterior(env: PointNavigation, candidates, alive, position, reward, valid):
     """Condition ``alive`` (K,) on having received ``reward`` on arriving at ``position`` (2,)."""
     dist = jnp.linalg.norm(candidates - position, axis=-1)
     hit = reward > 0
-    consistent = jnp.where(
-        hit, jnp.abs(dist - (1.0 - reward)) <= _DISTANCE_TOL, dist > env.sparse_radius
-    )
-    return jnp.where(valid, alive & consistent, alive)
+    # Misses rule out only goals clearly inside the radius (round-off at the boundary must never
+    # remove the true goal); an emptied posterior (a goal outside the candidate set) falls back
+    # to the prior rather than to an arbitrary candidate.
+    at_distance = jnp.abs(dist - (1.0 - reward)) <= _DISTANCE_TOL
+    consistent = jnp.where(hit, at_distance, dist > env.sparse_radius - _DISTANCE_TOL)
+    new = alive & consistent
+    new = jnp.where(new.any(), new, jnp.ones_like(new))
+    return jnp.where(valid, new, alive)
 
 
 def goal_search(benchmark: Benchmark, strategy: Strategy = "posterior-sampling") -> Agent:
