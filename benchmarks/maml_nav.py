@@ -272,10 +272,17 @@ NOTES = """## How this implementation relates to the paper and the reimplementat
   residual instead of an 11th product.
 - **Other choices.** Fresh episodes are sampled for every inner step when `num_inner_steps > 1`
   (the reimplementation reuses the first batch). The linear baseline's ridge is relative
-  (1e-5 x mean diagonal of X^T X) to keep the float32 solve well conditioned. Losses average over
-  each episode's valid steps, then over episodes, with advantages standardised per task and batch,
-  as in the reimplementation. Policy weights use adaptrl's MLP (orthogonal init) with a small
-  output layer rather than Xavier init.
+  (1e-5 x mean diagonal of X^T X) to keep the float32 solve well conditioned. Advantages are
+  standardised per task and batch, as in the reimplementation. Policy weights use adaptrl's MLP
+  (orthogonal init) with a small output layer rather than Xavier init.
+- **Loss averaging (changed 2026-12-04).** The tables above were measured with the
+  reimplementation's averaging (mean over each episode's valid steps, then over episodes). Since
+  point-nav ends an episode within 0.01 of the goal, a pre-update episode that hits a goal near
+  the start by chance lasts a few steps, and that averaging gives each of its steps up to 100x
+  the weight of a step of a full episode: the inner step grows 2-4x and the adapted policy runs
+  past the goal (all runaway tasks had |goal| < 0.2). `benchmarks/maml_runaway.py` shows it on
+  one set of meta-parameters; `loss_averaging="steps"` (one mean over all valid steps, as the
+  original rllab-based code) is now the default. Runs with it are appended below.
 """
 
 
