@@ -282,7 +282,8 @@ NOTES = """## How this implementation relates to the paper and the reimplementat
   the weight of a step of a full episode: the inner step grows 2-4x and the adapted policy runs
   past the goal (all runaway tasks had |goal| < 0.2). `benchmarks/maml_runaway.py` shows it on
   one set of meta-parameters; `loss_averaging="steps"` (one mean over all valid steps, as the
-  original rllab-based code) is now the default. Runs with it are appended below.
+  original rllab-based code) is an option. Meta-training with it was measured worse (appended
+  below), so the default stays "episodes".
 """
 
 

@@ -108,7 +108,7 @@ def test_dice_and_lvc_gradients_equal_score_function_gradient_but_hessians_diffe
     flat, unravel = ravel_pytree(state.params)
 
     def loss(objective):
-        return lambda x: maml.inner_loss(net, unravel(x), batch, objective)
+        return lambda x: maml.inner_loss(net, unravel(x), batch, objective, "steps")
 
     # The score-function estimator written out by hand: -sum_{i,t} log pi(a_t) A_t / #steps
     # (the default loss_averaging="steps").
@@ -282,6 +282,6 @@ def test_loss_averaging_by_hand():
     valid = jnp.array([[True, True, True], [True, False, False]])
     assert float(maml._traj_mean(x, valid, "steps")) == pytest.approx(16.0 / 4)
     assert float(maml._traj_mean(x, valid, "episodes")) == pytest.approx((2.0 + 10.0) / 2)
-    assert maml.MAMLConfig().loss_averaging == "steps"
+    assert maml.MAMLConfig().loss_averaging == "episodes"
     with pytest.raises(ValueError, match="loss_averaging"):
         maml.MAMLConfig(loss_averaging="tasks").validate()
