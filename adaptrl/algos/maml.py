@@ -462,7 +462,7 @@ def make_task_batch(episodes: Episodes, config: MAMLConfig, value_fn=None) -> Ta
 # Inner loss, adaptation, outer surrogate.
 
 
-def _traj_mean(x: jax.Array, valid: jax.Array, averaging: str = "steps") -> jax.Array:
+def _traj_mean(x: jax.Array, valid: jax.Array, averaging: str = "episodes") -> jax.Array:
     """One task's (N, T) per-step terms -> scalar: mean over all valid steps ("steps"), or over
     each episode's valid steps and then over episodes ("episodes", the reimplementation's)."""
     m = valid.astype(x.dtype)
@@ -479,7 +479,7 @@ def magic_box(x: jax.Array) -> jax.Array:
 
 
 def inner_loss(net: PolicyNet, params, batch: TaskBatch, objective: str = "maml",
-               averaging: str = "steps") -> jax.Array:  # fmt: skip
+               averaging: str = "episodes") -> jax.Array:  # fmt: skip
     """Inner-loop loss of one task (to *minimise*); same gradient for every ``objective``."""
     ep = batch.episodes
     logp = log_prob(net.apply(params, ep.observations), ep.actions)
@@ -498,7 +498,7 @@ def inner_loss(net: PolicyNet, params, batch: TaskBatch, objective: str = "maml"
 
 
 def inner_step(net, params, batch: TaskBatch, lr, objective: str, first_order: bool,
-               averaging: str = "steps"):  # fmt: skip
+               averaging: str = "episodes"):  # fmt: skip
     """``params - lr * grad inner_loss``; first-order: the gradient is a constant."""
     g = jax.grad(lambda p: inner_loss(net, p, batch, objective, averaging))(params)
     if first_order:
