@@ -610,7 +610,8 @@ def kl_hessian_vector_product(
     product and its transpose, done one task at a time (or ``task_batch`` tasks vmapped) so that
     the task's activations stay in cache. ``linearize_once`` (default) linearizes all tasks
     once and reuses the stored residuals (the inner step's activations) in every product, which
-    skips the primal passes in each CG iteration (~15% faster per CG solve here, more memory);
+    skips the primal passes in each CG iteration (faster per CG solve, more memory; not yet timed
+    in docs/results);
     False re-linearizes inside each product.
     """
     num_tasks = valid.shape[0]
