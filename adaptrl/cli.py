@@ -4,6 +4,7 @@
     adaptrl train ALGO --env NAME [options]        meta-train, checkpoint, meta-test
     adaptrl train ALGO --help                      every option of the run and of ALGO
     adaptrl eval RUN_DIR [--seeds N] [--out DIR]   meta-test a run's newest checkpoint
+                 [--set FIELD=VALUE ...]         (with changed meta-test settings)
     adaptrl plot RUN_DIR... [--out FILE]           adaptation (and training) curves of several runs
 
 Errors in what the user asked for (unknown names, invalid values, a run directory that already
@@ -72,17 +73,69 @@ def _cmd_train(argv: list[str]) -> int:
     return 0
 
 
+def _parse_overrides(items: list[str], config) -> dict:
+    """``["field=value", ...]`` -> typed replacements for the dataclass ``config``."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields:
+            raise ValueError(
+                f"--set expects FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}; "
+                f"got {item!r}"
+            )
+        current = getattr(config, name)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value = text.lower() in ("true", "1")
+            elif isinstance(current, tuple):
+                value = tuple(type(current[0])(v) if current else int(v)
+                              for v in text.replace(",", " ").split())  # fmt: skip
+            elif current is None:
+                value = text
+            else:
+                value = type(current)(text)
+        except ValueError:
+            raise ValueError(
+                f"--set {name}: cannot read {text!r} as {type(current).__name__}"
+            ) from None
+        out[name] = value
+    return out
+
+
 def _cmd_eval(argv: list[str]) -> int:
-    from adaptrl.train import evaluate
+    from adaptrl.envs.registry import make
+    from adaptrl.train import evaluate, load_run_config
 
     p = argparse.ArgumentParser(prog="adaptrl eval", description="Meta-test a run directory.")
     p.add_argument("run_dir", help="directory written by `adaptrl train`")
     p.add_argument("--seeds", type=int, default=None, help="evaluation seeds per trained agent")
-    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/results)")
+    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/results, or "
+                   "RUN_DIR/results-FIELD-VALUE... with --set)")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a field of the algorithm's config for this meta-test only, e.g. "
+                   "--set eval_trajectories=40 (repeatable; fields that change the network's "
+                   "shape cannot load the checkpoint)")  # fmt: skip
     a = p.parse_args(argv)
     if a.seeds is not None and a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
-    evaluate(a.run_dir, out_dir=a.out, eval_seeds=a.seeds)
+    if not a.set:
+        evaluate(a.run_dir, out_dir=a.out, eval_seeds=a.seeds)
+        return 0
+    spec, run, config = load_run_config(a.run_dir)
+    overrides = _parse_overrides(a.set, config)
+    config = dataclasses.replace(config, **overrides)
+    if hasattr(config, "validate"):
+        config.validate()
+    out = a.out
+    if out is None:  # never overwrite the run's own meta-test results
+        slug = "-".join(f"{k}-{v}" for k, v in overrides.items()).replace(" ", "")
+        out = str(Path(a.run_dir) / f"results-{slug}")
+    evaluate(a.run_dir, spec=spec, benchmark=make(run.env, split_seed=run.split_seed), run=run,
+             algo_config=config, out_dir=out, eval_seeds=a.seeds)  # fmt: skip
     return 0
 
 

@@ -272,7 +272,17 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert "post_update_return" in (run / "metrics.csv").read_text()
     assert main(["eval", str(run), "--out", str(tmp_path / "ev")]) == 0
     assert (tmp_path / "ev" / "meta_test.md").exists()
-    capsys.readouterr()
+    # Changed meta-test settings go to their own directory; the run's results stay as written.
+    before = (run / "results" / "meta_test.json").read_text()
+    changed = ["--set", "eval_steps=1", "--set", "eval-loss-averaging=steps"]
+    assert main(["eval", str(run), *changed]) == 0
+    (alt,) = json.loads((run / "results-eval_steps-1-eval_loss_averaging-steps" / "meta_test.json")
+                        .read_text())["results"]  # fmt: skip
+    assert np.asarray(alt["returns"]).shape == (1, 40, 2)
+    assert (run / "results" / "meta_test.json").read_text() == before
+    assert main(["eval", str(run), "--set", "no_such_field=1"]) == 2
+    assert main(["eval", str(run), "--set", "eval_steps=two"]) == 2
+    assert "cannot read 'two' as int" in capsys.readouterr().err
 
 
 def test_loss_averaging_by_hand():
@@ -285,3 +295,31 @@ def test_loss_averaging_by_hand():
     assert maml.MAMLConfig().loss_averaging == "episodes"
     with pytest.raises(ValueError, match="loss_averaging"):
         maml.MAMLConfig(loss_averaging="tasks").validate()
+
+
+def test_meta_test_loss_averaging_is_separate_from_training():
+    """``eval_loss_averaging`` changes only the meta-test steps: "train" follows
+    ``loss_averaging``; an explicit value overrides it. Episodes end early here (a goal
+    tolerance of 0.15 around goals near the start), so the two averagings really differ."""
+    base = short_point_nav(horizon=8)
+    env = dataclasses.replace(base.env, goal_tolerance=0.15)
+    bench = dataclasses.replace(base, env=env)
+    cfg = dataclasses.replace(TINY, eval_trajectories=6, eval_steps=1, inner_lr=0.5)
+    state = maml.init(jax.random.PRNGKey(0), bench, cfg, 1)
+    task = bench.test_tasks.replace(goal=jnp.array([0.1, 0.05]))
+
+    def after_one_step(**kw):
+        run = maml.adaptation_returns(env, dataclasses.replace(cfg, **kw), 1)
+        ret, _, length, _ = jax.jit(run)(state.params, state.value_params, task,
+                                         jax.random.PRNGKey(3))  # fmt: skip
+        return np.asarray(ret), np.asarray(length)
+
+    eval_steps, lengths = after_one_step(loss_averaging="episodes", eval_loss_averaging="steps")
+    assert lengths[0] < 8  # some pre-update episodes ended early
+    np.testing.assert_array_equal(eval_steps, after_one_step(loss_averaging="steps")[0])
+    eval_eps = after_one_step(loss_averaging="steps", eval_loss_averaging="episodes")[0]
+    np.testing.assert_array_equal(eval_eps, after_one_step(loss_averaging="episodes")[0])
+    assert eval_steps[0] == eval_eps[0]  # same pre-update episodes
+    assert eval_steps[1] != eval_eps[1]  # different adapted policies
+    with pytest.raises(ValueError, match="eval_loss_averaging"):
+        maml.MAMLConfig(eval_loss_averaging="tasks").validate()
