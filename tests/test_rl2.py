@@ -125,3 +125,58 @@ def test_update_is_deterministic_for_a_seed():
         runs.append(jax.tree_util.tree_leaves(state.params))
     for a, b in zip(*runs, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_separate_value_core_has_its_own_memory_and_leaves_the_policy_alone():
+    bench = adaptrl.make("grid-nav2d")
+    cfg = dataclasses.replace(CFG, separate_value=True)
+    state = rl2.init(jax.random.PRNGKey(0), bench, cfg, 10)
+    net = rl2.make_network(bench.env, cfg)
+    assert {"value_embed", "value_memory"} <= set(state.params["params"])
+    # Replay over a trial with padding reproduces the rollout's values (two carries).
+    agent = rl2.make_agent(state.params, bench.env, cfg)
+    task = bench.sample_train_task(jax.random.PRNGKey(1))
+    trial = run_trial(bench.env, agent, task, jax.random.PRNGKey(2), 3)
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), trial.transitions)
+    feats = jax.vmap(lambda i: rl2.step_features(bench.env, i))(flat.agent_input)
+    heads, values = rl2._replay(net, state.params, feats, flat.valid)
+    valid = np.asarray(flat.valid)
+    np.testing.assert_allclose(np.asarray(values)[valid], np.asarray(flat.extras[1])[valid],
+                               atol=1e-5)  # fmt: skip
+
+    # The value's parameters do not move the policy's output, and vice versa.
+    def head_sum(p):
+        return rl2._replay(net, p, feats, flat.valid)[0].sum()
+
+    def value_sum(p):
+        return rl2._replay(net, p, feats, flat.valid)[1].sum()
+
+    g_head = jax.grad(head_sum)(state.params)["params"]
+    g_value = jax.grad(value_sum)(state.params)["params"]
+    for name in ("value_embed", "value_memory", "value_head"):
+        assert all(np.all(np.asarray(x) == 0) for x in jax.tree_util.tree_leaves(g_head[name]))
+    for name in ("embed", "memory", "policy_head"):
+        assert all(np.all(np.asarray(x) == 0) for x in jax.tree_util.tree_leaves(g_value[name]))
+    assert np.abs(np.asarray(jax.tree_util.tree_leaves(g_value["value_memory"])[0])).max() > 0
+
+
+def test_target_kl_stops_the_remaining_epochs():
+    bench = adaptrl.make("bandit-k5-n10")
+    base = dataclasses.replace(CFG, ppo_epochs=4, learning_rate=0.05)
+    state = rl2.init(jax.random.PRNGKey(7), bench, base, 2)
+    _, every = jax.jit(rl2.make_update(bench, base, 2))(state)
+    assert float(every["epochs_run"]) == 4
+    # A tiny target stops after the first epoch; its parameters equal a 1-epoch update's.
+    _, stopped = jax.jit(
+        rl2.make_update(bench, dataclasses.replace(base, target_kl=1e-12), 2))(state)
+    assert float(stopped["epochs_run"]) == 1
+    # anneal_lr off so that the 1-epoch run's learning rate is the same at every step.
+    one = dataclasses.replace(base, ppo_epochs=1, anneal_lr=False)
+    stop1 = dataclasses.replace(base, target_kl=1e-12, anneal_lr=False)
+    s_one = rl2.init(jax.random.PRNGKey(7), bench, one, 2)
+    s_stop = rl2.init(jax.random.PRNGKey(7), bench, stop1, 2)
+    a = jax.jit(rl2.make_update(bench, one, 2))(s_one)[0]
+    b = jax.jit(rl2.make_update(bench, stop1, 2))(s_stop)[0]
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)

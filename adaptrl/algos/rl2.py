@@ -28,7 +28,7 @@ from flax import struct
 
 from adaptrl.envs.base import Discrete, Environment
 from adaptrl.nets.core import MLP, initial_carry, make_core
-from adaptrl.rollout.trial import Agent, AgentInput, initial_agent_input, run_trial
+from adaptrl.rollout.trial import Agent, AgentInput, initial_agent_input, run_trial, tree_where
 from adaptrl.tasks.benchmark import Benchmark
 
 PyTree = Any
@@ -57,6 +57,12 @@ class RL2Config:
       normalize_advantages: standardise advantages per minibatch.
       memory: keep the core's state between steps. False is the "no memory" ablation: the same
         network and inputs (including previous action and reward), memory wiped every step.
+      separate_value: give the value function its own embedding and memory core (same sizes)
+        instead of a head on the policy's core, as the RL² authors' code and later
+        reimplementations do: value errors then never shape the policy's memory.
+      target_kl: stop an update's remaining PPO epochs once an epoch's mean approximate KL
+        between the old and new policy exceeds this (the authors' code stops at 0.01); None
+        runs every epoch.
     """
 
     core: Literal["gru", "lstm"] = "gru"
@@ -76,6 +82,8 @@ class RL2Config:
     init_log_std: float = -0.5
     normalize_advantages: bool = True
     memory: bool = True
+    separate_value: bool = False
+    target_kl: float | None = None
 
     def validate(self) -> None:
         if self.core not in ("gru", "lstm"):
@@ -92,12 +100,15 @@ class RL2Config:
             raise ValueError("gamma and gae_lambda must lie in [0, 1]")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.target_kl is not None and self.target_kl <= 0:
+            raise ValueError(f"target_kl must be > 0 or None, got {self.target_kl}")
 
 
 class RL2Network(nn.Module):
     """One step of the recurrent actor-critic: ``(carry, features) -> (carry, head, value)``.
 
-    ``head`` is the logits (discrete) or the Gaussian mean (continuous).
+    ``head`` is the logits (discrete) or the Gaussian mean (continuous). With
+    ``separate_value`` the carry is a pair (policy core state, value core state).
     """
 
     core: str
@@ -107,10 +118,14 @@ class RL2Network(nn.Module):
     discrete: bool
     init_log_std: float
     use_memory: bool = True
+    separate_value: bool = False
 
     def setup(self):
         self.embed = MLP(self.embed_sizes, activation="tanh")
         self.memory = make_core(self.core, self.hidden_size)
+        if self.separate_value:
+            self.value_embed = MLP(self.embed_sizes, activation="tanh")
+            self.value_memory = make_core(self.core, self.hidden_size)
         small = nn.initializers.orthogonal(0.01)
         self.policy_head = nn.Dense(self.action_dim, kernel_init=small)
         self.value_head = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
@@ -122,11 +137,17 @@ class RL2Network(nn.Module):
     def __call__(self, carry, features):
         if not self.use_memory:
             carry = self.initial_carry()
+        if self.separate_value:
+            policy_carry, value_carry = carry
+            policy_carry, h = self.memory(policy_carry, self.embed(features))
+            value_carry, hv = self.value_memory(value_carry, self.value_embed(features))
+            return (policy_carry, value_carry), self.policy_head(h), self.value_head(hv)[..., 0]
         carry, h = self.memory(carry, self.embed(features))
         return carry, self.policy_head(h), self.value_head(h)[..., 0]
 
     def initial_carry(self):
-        return initial_carry(self.core, self.hidden_size)
+        one = initial_carry(self.core, self.hidden_size)
+        return (one, one) if self.separate_value else one
 
 
 def step_features(env: Environment, inp: AgentInput) -> jax.Array:
@@ -157,6 +178,7 @@ def make_network(env: Environment, config: RL2Config) -> RL2Network:
         discrete=discrete,
         init_log_std=config.init_log_std,
         use_memory=config.memory,
+        separate_value=config.separate_value,
     )
 
 
@@ -330,22 +352,31 @@ def make_update(benchmark: Benchmark, config: RL2Config, num_iterations: int):
         data = (features, flat.action, flat.valid, old_logp, adv, target)
 
         def epoch(carry, k):
-            params, opt_state = carry
+            params, opt_state, stopped = carry
             perm = jax.random.permutation(k, B).reshape(M, B // M)
 
             def minibatch(carry, idx):
                 params, opt_state = carry
                 batch = jax.tree_util.tree_map(lambda x: x[idx], data)
                 (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), info
+                updates, new_opt_state = optimizer.update(grads, opt_state, params)
+                new = (optax.apply_updates(params, updates), new_opt_state)
+                # After an early stop the remaining epochs leave parameters and optimizer alone.
+                return tree_where(stopped, (params, opt_state), new), info
 
-            return jax.lax.scan(minibatch, (params, opt_state), perm)
+            (params, opt_state), info = jax.lax.scan(minibatch, (params, opt_state), perm)
+            info["epochs_run"] = jnp.where(stopped, 0.0, 1.0)
+            if config.target_kl is not None:
+                stopped = stopped | (info["approx_kl"].mean() > config.target_kl)
+            return (params, opt_state, stopped), info
 
-        (params, opt_state), info = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(k_perm, config.ppo_epochs)
-        )
+        (params, opt_state, _), info = jax.lax.scan(
+            epoch, (state.params, state.opt_state, jnp.bool_(False)),
+            jax.random.split(k_perm, config.ppo_epochs),
+        )  # fmt: skip
+        epochs_run = info.pop("epochs_run").sum()
         metrics = jax.tree_util.tree_map(jnp.mean, info)
+        metrics["epochs_run"] = epochs_run
         metrics["trial_return"] = trial.episode_return.sum(-1).mean()
         metrics["first_episode_return"] = trial.episode_return[:, 0].mean()
         metrics["last_episode_return"] = trial.episode_return[:, -1].mean()
