@@ -13,7 +13,9 @@ Settings are the public PyTorch reimplementation's (``MAMLConfig`` defaults): 20
 trajectories x H = 100, 64-64 tanh Gaussian policy, one inner VPG step with lr 0.1, linear
 baseline, TRPO max-KL 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps x 0.8,
 gamma 0.99, GAE lambda 1.0. Meta-test: the paper's protocol through ``adaptrl.train`` (returns
-after 0..3 steps on the 40 held-out tasks, 20 trajectories per step, lr 0.1 then 0.05).
+after 0..3 steps on the 40 held-out tasks, ``eval_trajectories`` (40, the paper's "40 samples")
+episodes per step, lr 0.1 then 0.05). ``benchmarks/maml_nav_paper.py`` runs the original
+code's configuration instead.
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ def accuracy(iterations: int, seeds: int, quick: bool) -> dict:
         "iterations": iterations,
         "seeds": seeds,
         "loss_averaging": cfg.loss_averaging,
+        "eval_trajectories": cfg.eval_trajectories,
         "wall_s": wall,
         "per_step": per_step,
         "references_per_episode": refs,
@@ -360,7 +363,8 @@ def append_accuracy(acc: dict) -> None:
     lines = [
         f"## 2D navigation run of {acc['date']} (`loss_averaging={acc['loss_averaging']}`)", "",
         f"{acc['seeds']} training seeds x {acc['iterations']} meta-iterations, meta-test on the "
-        f"{acc['num_tasks']} held-out tasks, 2 evaluation seeds per trained seed, 20 trajectories "
+        f"{acc['num_tasks']} held-out tasks, 2 evaluation seeds per trained seed, "
+        f"{acc.get('eval_trajectories', 20)} trajectories "
         "per step (lr 0.1 then 0.05); ± = 95% t-interval across trained seeds.", "",
     ]  # fmt: skip
     lines += _nav_table(acc)
