@@ -73,42 +73,10 @@ def _cmd_train(argv: list[str]) -> int:
     return 0
 
 
-def _parse_overrides(items: list[str], config) -> dict:
-    """``["field=value", ...]`` -> typed replacements for the dataclass ``config``."""
-    fields = {f.name for f in dataclasses.fields(config)}
-    out = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or name not in fields:
-            raise ValueError(
-                f"--set expects FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}; "
-                f"got {item!r}"
-            )
-        current = getattr(config, name)
-        try:
-            if isinstance(current, bool):
-                if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(text)
-                value = text.lower() in ("true", "1")
-            elif isinstance(current, tuple):
-                value = tuple(type(current[0])(v) if current else int(v)
-                              for v in text.replace(",", " ").split())  # fmt: skip
-            elif current is None:
-                value = text
-            else:
-                value = type(current)(text)
-        except ValueError:
-            raise ValueError(
-                f"--set {name}: cannot read {text!r} as {type(current).__name__}"
-            ) from None
-        out[name] = value
-    return out
-
-
 def _cmd_eval(argv: list[str]) -> int:
     from adaptrl.envs.registry import make
     from adaptrl.train import evaluate, load_run_config
+    from adaptrl.utils.overrides import parse_overrides
 
     p = argparse.ArgumentParser(prog="adaptrl eval", description="Meta-test a run directory.")
     p.add_argument("run_dir", help="directory written by `adaptrl train`")
@@ -126,7 +94,7 @@ def _cmd_eval(argv: list[str]) -> int:
         evaluate(a.run_dir, out_dir=a.out, eval_seeds=a.seeds)
         return 0
     spec, run, config = load_run_config(a.run_dir)
-    overrides = _parse_overrides(a.set, config)
+    overrides = parse_overrides(a.set, type(config))
     config = dataclasses.replace(config, **overrides)
     if hasattr(config, "validate"):
         config.validate()

@@ -92,7 +92,8 @@ def step_stats(returns: np.ndarray, groups: np.ndarray) -> list[dict]:
 
 def metatest(run_dirs: list[str], variants: list[str]) -> str:
     start = time.perf_counter()
-    rows, trained = [], []
+    run_dirs = list(dict.fromkeys(str(Path(d)) for d in run_dirs))  # each trained seed once
+    rows, trained, eval_seeds = [], [], set()
     for label in variants:
         rets, groups, offset = [], [], 0
         for d in run_dirs:
@@ -106,6 +107,7 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
             bench = adaptrl.make(run.env, split_seed=run.split_seed)
             cfg2 = dataclasses.replace(cfg, **VARIANTS[label])
             run2 = dataclasses.replace(run, references=False)
+            eval_seeds.add(run.eval_seeds)
             slug = label.replace(" ", "_").replace(",", "").replace("/", "_")
             res = evaluate(d, spec=spec, benchmark=bench, run=run2, algo_config=cfg2,
                            out_dir=Path(d) / "metatest" / slug)[0]  # fmt: skip
@@ -122,13 +124,16 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
         return f"{s['mean']:.2f}{h}"
 
     n_seeds = len(rows[0][3][0]["seeds"])
+    spread = ("± = 95% t-interval across trained seeds" if n_seeds > 1 else
+              "± = 95% interval over the seed x task entries of the one trained seed")  # fmt: skip
     lines = [
         f"## Paper configuration, meta-test variants ({time.strftime('%Y-%m-%d %H:%M')})", "",
         "Trained with `benchmarks/maml_nav_paper.py train` (normalized actions, inner lr 0.5 then "
         "0.25 at meta-test, `loss_averaging=steps`); runs: " + "; ".join(dict.fromkeys(trained))
-        + f". {n_seeds} trained seeds x 2 evaluation seeds x the 40 held-out tasks; each entry "
-        "is the mean return of the episodes sampled after k steps; ± = 95% t-interval across "
-        "trained seeds; last column: share of seed x task entries below -100 after k = 1 / 2 / 3.",
+        + f". {n_seeds} trained seed(s) x {'/'.join(map(str, sorted(eval_seeds)))} evaluation "
+        "seeds x the 40 held-out tasks; each entry is the mean return of the episodes sampled "
+        f"after k steps; {spread}; last column: share of seed x task entries below -100 after "
+        "k = 1 / 2 / 3.",
         "",
         "| meta-test setting | episodes/step | test-step averaging | k=0 | k=1 | k=2 | k=3 | "
         "< -100 (k=1/2/3) |",

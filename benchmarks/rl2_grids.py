@@ -33,6 +33,7 @@ from adaptrl.eval.report import load_results
 from adaptrl.rollout.trial import run_trial
 from adaptrl.tasks.distribution import tree_index, tree_size
 from adaptrl.train import RunConfig, _init_states, evaluate, load_run_config, train
+from adaptrl.utils.overrides import parse_overrides
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import append_section  # noqa: E402
@@ -186,11 +187,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override RL2Config fields, e.g. --set entropy_coef=0.05")  # fmt: skip
     a = p.parse_args()
-    extra = {}
-    for item in a.set:
-        name, _, value = item.partition("=")
-        kind = type(getattr(rl2.RL2Config(), name))
-        extra[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
+    extra = parse_overrides(a.set, rl2.RL2Config)
     if a.from_runs:
         rows = [collect(Path(d)) for d in a.from_runs]
     else:

@@ -27,6 +27,7 @@ import adaptrl
 from adaptrl.algos import rl2
 from adaptrl.eval.protocol import meta_test
 from adaptrl.eval.stats import mean_ci
+from adaptrl.utils.overrides import parse_overrides
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import append_section, cpu_model  # noqa: E402
@@ -186,12 +187,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override RL2Config fields for every cell, e.g. --set hidden_size=64")
     a = p.parse_args()
-    overrides = {}
-    for item in a.set:
-        name, _, value = item.partition("=")
-        field_type = type(getattr(rl2.RL2Config(), name))
-        is_true = value.lower() in ("1", "true")
-        overrides[name] = is_true if field_type is bool else field_type(value)
+    overrides = parse_overrides(a.set, rl2.RL2Config)
     rows = []
     for cell in a.cells:
         if cell not in PUBLISHED:

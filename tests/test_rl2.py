@@ -5,6 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import adaptrl
 from adaptrl.algos import rl2
@@ -167,9 +168,18 @@ def test_target_kl_stops_the_remaining_epochs():
     _, every = jax.jit(rl2.make_update(bench, base, 2))(state)
     assert float(every["epochs_run"]) == 4
     # A tiny target stops after the first epoch; its parameters equal a 1-epoch update's.
-    _, stopped = jax.jit(
+    stopped_state, stopped = jax.jit(
         rl2.make_update(bench, dataclasses.replace(base, target_kl=1e-12), 2))(state)
     assert float(stopped["epochs_run"]) == 1
+
+    # The annealing schedule still counts the skipped minibatches (it ends at the run's end).
+    def schedule_counts(opt_state):
+        is_sched = lambda s: isinstance(s, optax.ScaleByScheduleState)  # noqa: E731
+        found = [s for s in jax.tree_util.tree_leaves(opt_state, is_leaf=is_sched)
+                 if is_sched(s)]  # fmt: skip
+        return [int(s.count) for s in found]
+
+    assert schedule_counts(stopped_state.opt_state) == [4 * base.num_minibatches]
     # anneal_lr off so that the 1-epoch run's learning rate is the same at every step.
     one = dataclasses.replace(base, ppo_epochs=1, anneal_lr=False)
     stop1 = dataclasses.replace(base, target_kl=1e-12, anneal_lr=False)

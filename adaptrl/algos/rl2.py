@@ -246,6 +246,15 @@ def _optimizer(config: RL2Config, num_iterations: int):
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
 
 
+def _advance_schedule(opt_state):
+    """``opt_state`` with every learning-rate schedule's step count advanced by one."""
+    is_schedule = lambda s: isinstance(s, optax.ScaleByScheduleState)  # noqa: E731
+    return jax.tree_util.tree_map(
+        lambda s: s._replace(count=s.count + 1) if is_schedule(s) else s,
+        opt_state, is_leaf=is_schedule,
+    )  # fmt: skip
+
+
 def init(key: jax.Array, benchmark: Benchmark, config: RL2Config, num_iterations: int) -> RL2State:
     """Fresh parameters and optimizer state."""
     config.validate()
@@ -361,8 +370,9 @@ def make_update(benchmark: Benchmark, config: RL2Config, num_iterations: int):
                 (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
                 updates, new_opt_state = optimizer.update(grads, opt_state, params)
                 new = (optax.apply_updates(params, updates), new_opt_state)
-                # After an early stop the remaining epochs leave parameters and optimizer alone.
-                return tree_where(stopped, (params, opt_state), new), info
+                # After an early stop the remaining epochs leave parameters and Adam's moments
+                # alone; the learning-rate schedule still advances, so annealing ends on time.
+                return tree_where(stopped, (params, _advance_schedule(opt_state)), new), info
 
             (params, opt_state), info = jax.lax.scan(minibatch, (params, opt_state), perm)
             info["epochs_run"] = jnp.where(stopped, 0.0, 1.0)
@@ -374,9 +384,10 @@ def make_update(benchmark: Benchmark, config: RL2Config, num_iterations: int):
             epoch, (state.params, state.opt_state, jnp.bool_(False)),
             jax.random.split(k_perm, config.ppo_epochs),
         )  # fmt: skip
-        epochs_run = info.pop("epochs_run").sum()
-        metrics = jax.tree_util.tree_map(jnp.mean, info)
-        metrics["epochs_run"] = epochs_run
+        ran = info.pop("epochs_run")  # (epochs,) 1.0 for epochs that updated the parameters
+        # Losses and KL of the epochs that ran (the first one always does).
+        metrics = jax.tree_util.tree_map(lambda x: (x.mean(-1) * ran).sum() / ran.sum(), info)
+        metrics["epochs_run"] = ran.sum()
         metrics["trial_return"] = trial.episode_return.sum(-1).mean()
         metrics["first_episode_return"] = trial.episode_return[:, 0].mean()
         metrics["last_episode_return"] = trial.episode_return[:, -1].mean()
