@@ -157,6 +157,51 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
     return text
 
 
+def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int = 40) -> str:
+    """Choose the step size of meta-test steps 2+ on *meta-training* tasks (never the held-out
+    ones): for each candidate, 40 goals sampled from the training distribution, the paper's
+    protocol, score = mean return after steps 2 and 3."""
+    import adaptrl
+    from adaptrl.tasks.distribution import tree_index
+    from adaptrl.train import _init_states
+    from adaptrl.utils.checkpoint import latest_checkpoint, load_checkpoint
+
+    start = time.perf_counter()
+    per_lr = {lr: [] for lr in candidates}
+    for d in dict.fromkeys(run_dirs):
+        spec, run, cfg = load_run_config(d)
+        bench = adaptrl.make(run.env, split_seed=run.split_seed)
+        template = _init_states(spec, bench, run, cfg)
+        _, state = load_checkpoint(latest_checkpoint(Path(d) / "checkpoints"), template)
+        keys = jax.random.split(jax.random.PRNGKey(12345), num_tasks)
+        tasks = jax.vmap(bench.sample_train_task)(keys)
+        for lr in candidates:
+            cfg2 = dataclasses.replace(cfg, later_inner_lr=lr)
+            states = [tree_index(state, i) for i in range(run.num_seeds)]
+            seeds = [777 + i for i in range(run.num_seeds)]
+            res = maml.evaluate_adaptation(bench, states, cfg2, tasks=tasks, seeds=seeds)
+            per_lr[lr].append(np.asarray(res.returns).mean(axis=(0, 1)))
+    lines = ["| later lr | k=0 | k=1 | k=2 | k=3 | score (k=2,3) |",
+             "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    means = {lr: np.mean(arrs, axis=0) for lr, arrs in per_lr.items()}
+    for lr, m in means.items():
+        lines.append(f"| {lr} | " + " | ".join(f"{v:.2f}" for v in m) + f" | {m[2:].mean():.2f} |")
+    best = max(means, key=lambda lr: means[lr][2:].mean())
+    best_k2 = max(means, key=lambda lr: means[lr][2])
+    text = "\n".join([
+        f"## Paper configuration: step size of meta-test steps 2+ chosen on meta-training tasks "
+        f"({time.strftime('%Y-%m-%d %H:%M')})", "",
+        f"{num_tasks} goals sampled from the *training* distribution (key 12345), runs "
+        f"{', '.join(dict.fromkeys(run_dirs))}, one evaluation seed per trained seed; mean return "
+        "after k steps (first step lr 0.5 as trained).", "", *lines, "",
+        f"Best mean of k = 2 and 3: `later_inner_lr={best}`; best at k = 2 (the step with a "
+        f"target in issue #4): `later_inner_lr={best_k2}`. Command: "
+        f"`{shlex.join(['python', *sys.argv])}`; wall-clock {time.perf_counter() - start:.0f} s.",
+    ])  # fmt: skip
+    print(text)
+    return text
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="part", required=True)
@@ -168,11 +213,27 @@ def main(argv=None) -> int:
     m.add_argument("run_dirs", nargs="+")
     m.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     m.add_argument("--no-append", action="store_true", help="print only")
+    m.add_argument("--later-lr", type=float, nargs="*", default=[],
+                   help="also meta-test with these step sizes for steps 2+ (from select-lr)")
+    sl = sub.add_parser("select-lr", help="pick the step size of meta-test steps 2+ on "
+                        "meta-training tasks")  # fmt: skip
+    sl.add_argument("run_dirs", nargs="+")
+    sl.add_argument("--candidates", nargs="+", type=float, default=[0.25, 0.1, 0.05, 0.025])
+    sl.add_argument("--no-append", action="store_true", help="print only")
     a = p.parse_args(argv)
     print("command:", shlex.join([sys.executable, *sys.argv]), "| load", os.getloadavg()[0])
     if a.part == "train":
         run_train(a.seed, a.num_seeds, a.iterations)
+    elif a.part == "select-lr":
+        text = select_later_lr(a.run_dirs, a.candidates)
+        if not a.no_append:
+            append_section(REPORT, text)
     else:
+        chosen = list(a.variants)
+        for lr in a.later_lr:
+            for label in chosen:
+                VARIANTS[f"{label}, steps 2+ lr {lr}"] = {**VARIANTS[label], "later_inner_lr": lr}
+                a.variants.append(f"{label}, steps 2+ lr {lr}")
         text = metatest(a.run_dirs, a.variants)
         if not a.no_append:
             append_section(REPORT, text)
