@@ -41,9 +41,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
+import adaptrl
 from adaptrl.algos import maml
 from adaptrl.eval.stats import seed_task_ci
-from adaptrl.train import RunConfig, evaluate, load_run_config, train
+from adaptrl.tasks.distribution import tree_index
+from adaptrl.train import RunConfig, _init_states, evaluate, load_run_config, train
+from adaptrl.utils.checkpoint import latest_checkpoint, load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import append_section, cpu_model  # noqa: E402
@@ -102,8 +105,6 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
                            f"{run.iterations} its, loss_averaging={cfg.loss_averaging}, "
                            f"inner lr {cfg.inner_lr}/{cfg.later_inner_lr}, "
                            f"normalize_actions={cfg.normalize_actions}")  # fmt: skip
-            import adaptrl
-
             bench = adaptrl.make(run.env, split_seed=run.split_seed)
             cfg2 = dataclasses.replace(cfg, **VARIANTS[label])
             run2 = dataclasses.replace(run, references=False)
@@ -161,10 +162,6 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
     """Choose the step size of meta-test steps 2+ on *meta-training* tasks (never the held-out
     ones): for each candidate, 40 goals sampled from the training distribution, the paper's
     protocol, score = mean return after steps 2 and 3."""
-    import adaptrl
-    from adaptrl.tasks.distribution import tree_index
-    from adaptrl.train import _init_states
-    from adaptrl.utils.checkpoint import latest_checkpoint, load_checkpoint
 
     start = time.perf_counter()
     per_lr = {lr: [] for lr in candidates}
