@@ -64,6 +64,8 @@ PAPER_CFG = maml.MAMLConfig(normalize_actions=True, inner_lr=0.5, later_inner_lr
 VARIANTS = {
     "as trained, 40 episodes/step": {},
     "as trained, 20 episodes/step": {"eval_trajectories": 20},
+    # the released test script's VPG(batch_size=4000): whole episodes up to 4000 env steps
+    "as trained, 4000 samples/step": {"eval_samples": 4000},
     "test steps averaged per step": {"eval_loss_averaging": "steps"},
     "test steps averaged per episode": {"eval_loss_averaging": "episodes"},
 }
@@ -115,7 +117,9 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
             rets.append(res.returns)
             groups.append(np.asarray(res.groups) + offset)
             offset += run.num_seeds
-            n_traj, avg = cfg2.eval_trajectories, maml._eval_averaging(cfg2)
+            n_traj = (f"<= {cfg2.eval_samples} steps" if cfg2.eval_samples
+                      else cfg2.eval_trajectories)  # fmt: skip
+            avg = maml._eval_averaging(cfg2)
         stats = step_stats(np.concatenate(rets), np.concatenate(groups))
         rows.append((label, n_traj, avg, stats))
     wall = time.perf_counter() - start
@@ -158,10 +162,12 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
     return text
 
 
-def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int = 40) -> str:
+def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int = 40,
+                    eval_samples: int = 0) -> str:  # fmt: skip
     """Choose the step size of meta-test steps 2+ on *meta-training* tasks (never the held-out
     ones): for each candidate, 40 goals sampled from the training distribution, the paper's
-    protocol, score = mean return after steps 2 and 3."""
+    protocol (``eval_samples`` > 0: the sample-budget variant), score = mean return after steps
+    2 and 3."""
 
     start = time.perf_counter()
     per_lr = {lr: [] for lr in candidates}
@@ -173,7 +179,7 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
         keys = jax.random.split(jax.random.PRNGKey(12345), num_tasks)
         tasks = jax.vmap(bench.sample_train_task)(keys)
         for lr in candidates:
-            cfg2 = dataclasses.replace(cfg, later_inner_lr=lr)
+            cfg2 = dataclasses.replace(cfg, later_inner_lr=lr, eval_samples=eval_samples)
             states = [tree_index(state, i) for i in range(run.num_seeds)]
             seeds = [777 + i for i in range(run.num_seeds)]
             res = maml.evaluate_adaptation(bench, states, cfg2, tasks=tasks, seeds=seeds)
@@ -190,7 +196,9 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
         f"({time.strftime('%Y-%m-%d %H:%M')})", "",
         f"{num_tasks} goals sampled from the *training* distribution (key 12345), runs "
         f"{', '.join(dict.fromkeys(run_dirs))}, one evaluation seed per trained seed; mean return "
-        "after k steps (first step lr 0.5 as trained).", "", *lines, "",
+        "after k steps (first step lr 0.5 as trained); episodes per step: "
+        + (f"whole episodes up to {eval_samples} env steps" if eval_samples
+           else f"{cfg.eval_trajectories}") + ".", "", *lines, "",
         f"Best mean of k = 2 and 3: `later_inner_lr={best}`; best at k = 2 (the step with a "
         f"target in issue #4): `later_inner_lr={best_k2}`. Command: "
         f"`{shlex.join(['python', *sys.argv])}`; wall-clock {time.perf_counter() - start:.0f} s.",
@@ -217,12 +225,14 @@ def main(argv=None) -> int:
     sl.add_argument("run_dirs", nargs="+")
     sl.add_argument("--candidates", nargs="+", type=float, default=[0.25, 0.1, 0.05, 0.025])
     sl.add_argument("--no-append", action="store_true", help="print only")
+    sl.add_argument("--eval-samples", type=int, default=0,
+                    help="meta-test with a budget of env steps per step (0: episodes)")
     a = p.parse_args(argv)
     print("command:", shlex.join([sys.executable, *sys.argv]), "| load", os.getloadavg()[0])
     if a.part == "train":
         run_train(a.seed, a.num_seeds, a.iterations)
     elif a.part == "select-lr":
-        text = select_later_lr(a.run_dirs, a.candidates)
+        text = select_later_lr(a.run_dirs, a.candidates, eval_samples=a.eval_samples)
         if not a.no_append:
             append_section(REPORT, text)
     else:

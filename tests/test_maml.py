@@ -15,6 +15,7 @@ from adaptrl.algos import maml
 from adaptrl.cli import main
 from adaptrl.envs.point_nav import PointNavigation
 from adaptrl.rollout.trial import run_trial
+from adaptrl.tasks.distribution import tree_index
 
 TINY = maml.MAMLConfig(hidden_sizes=(8,), num_tasks=2, trajectories_per_task=3,
                        eval_trajectories=2, eval_steps=1)  # fmt: skip
@@ -310,7 +311,7 @@ def test_meta_test_loss_averaging_is_separate_from_training():
 
     def after_one_step(**kw):
         run = maml.adaptation_returns(env, dataclasses.replace(cfg, **kw), 1)
-        ret, _, length, _ = jax.jit(run)(state.params, state.value_params, task,
+        ret, _, length, *_ = jax.jit(run)(state.params, state.value_params, task,
                                          jax.random.PRNGKey(3))  # fmt: skip
         return np.asarray(ret), np.asarray(length)
 
@@ -323,3 +324,46 @@ def test_meta_test_loss_averaging_is_separate_from_training():
     assert eval_steps[1] != eval_eps[1]  # different adapted policies
     with pytest.raises(ValueError, match="eval_loss_averaging"):
         maml.MAMLConfig(eval_loss_averaging="tasks").validate()
+
+
+def test_within_budget_keeps_whole_episodes_up_to_the_sample_budget():
+    valid = jnp.arange(6)[None, :] < jnp.array([3, 5, 2, 4])[:, None]  # lengths 3, 5, 2, 4
+    ep = maml.Episodes(*(jnp.zeros((4, 6)),) * 3, valid, valid, jnp.zeros((4, 6)))
+    # 0, 3, 8, 10 steps were collected before each episode: rllab keeps the one crossing it
+    np.testing.assert_array_equal(maml.within_budget(ep, 8), [True, True, False, False])
+    np.testing.assert_array_equal(maml.within_budget(ep, 9), [True, True, True, False])
+    np.testing.assert_array_equal(maml.within_budget(ep, 1), [True, False, False, False])
+
+
+def test_meta_test_sample_budget_uses_more_episodes_when_they_end_early():
+    """``eval_samples``: whole episodes until the step budget; early termination -> more
+    episodes; a cap below the budget is reported (and warned about by evaluate_adaptation)."""
+    base = short_point_nav(horizon=8)
+    cfg = dataclasses.replace(TINY, eval_steps=1, eval_samples=20, eval_episode_cap=12)
+    state = maml.init(jax.random.PRNGKey(0), base, cfg, 1)
+    task = tree_index(base.test_tasks, 0)
+
+    def stats(env, **kw):
+        run = maml.adaptation_returns(env, dataclasses.replace(cfg, **kw), 1)
+        out = jax.jit(run)(state.params, state.value_params, task, jax.random.PRNGKey(3))
+        return [np.asarray(x) for x in out]
+
+    never = dataclasses.replace(base.env, goal_tolerance=None)  # every episode lasts 8 steps
+    ret, _, length, _, used, capped = stats(never)
+    np.testing.assert_array_equal(used, [3, 3])  # 0, 8, 16 < 20 steps before them
+    np.testing.assert_array_equal(length, [8, 8])
+    assert not capped.any() and np.isfinite(ret).all()
+    early = dataclasses.replace(base.env, goal_tolerance=2.0)  # ends at once: 1-step episodes
+    _, _, length, _, used, capped = stats(early)
+    np.testing.assert_array_equal(length, [1, 1])
+    np.testing.assert_array_equal(used, [12, 12])  # the cap: 12 steps < the budget of 20
+    assert capped.all()
+    _, _, _, _, used, capped = stats(early, eval_episode_cap=30)
+    np.testing.assert_array_equal(used, [20, 20])
+    assert not capped.any()
+    bench = dataclasses.replace(base, env=early)
+    with pytest.warns(UserWarning, match="eval_episode_cap"):
+        maml.evaluate_adaptation(bench, state, cfg, tasks=tree_index(bench.test_tasks,
+                                                                     jnp.arange(2)))  # fmt: skip
+    with pytest.raises(ValueError, match="eval_samples"):
+        maml.MAMLConfig(eval_samples=-1).validate()

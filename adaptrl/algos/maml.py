@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -129,6 +130,13 @@ class MAMLConfig:
         as ``loss_averaging``. Meta-testing with "steps" removes the overshoot of near-start
         goals described under ``loss_averaging`` without changing how the initialisation was
         meta-trained (docs/results/maml.md measures every combination).
+      eval_samples: 0 (default): every meta-test step samples ``eval_trajectories`` episodes.
+        > 0: a budget of env steps per meta-test step, as rllab's samplers (the paper's test
+        script: ``batch_size=4000``): whole episodes are taken in order until they hold at least
+        ``eval_samples`` steps, so once episodes end early (point-nav stops within 0.01 of the
+        goal) a step uses more episodes. At most ``eval_episode_cap`` episodes are sampled.
+      eval_episode_cap: buffer size under ``eval_samples`` (episodes rolled out per step; those
+        past the budget are masked out). The per-step stat ``capped`` says if it was too small.
       later_inner_lr: step size of meta-test steps beyond num_inner_steps (the paper evaluates
         with 0.1 for the first step and 0.05 after).
       eval_protocol: "steps": the paper's protocol (returns after k steps, the "episode" axis of
@@ -171,6 +179,8 @@ class MAMLConfig:
     eval_steps: int = 3
     eval_trajectories: int = 40
     eval_loss_averaging: Literal["train", "steps", "episodes"] = "train"
+    eval_samples: int = 0
+    eval_episode_cap: int = 400
     later_inner_lr: float = 0.05
     eval_protocol: Literal["steps", "trial"] = "steps"
     adapt_every: int = 1
@@ -191,11 +201,14 @@ class MAMLConfig:
             raise ValueError(f"unknown activation {self.activation!r} (a flax.linen function)")
         for name in ("num_tasks", "trajectories_per_task", "num_inner_steps", "cg_iters",
                      "ls_max_steps", "ppo_epochs", "value_epochs", "eval_trajectories",
-                     "adapt_every", "outer_task_batch"):  # fmt: skip
+                     "adapt_every", "outer_task_batch", "eval_episode_cap"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_steps < 0:
             raise ValueError(f"eval_steps must be >= 0, got {self.eval_steps}")
+        if self.eval_samples < 0:
+            raise ValueError(f"eval_samples must be >= 0 (0 = a fixed number of episodes), "
+                             f"got {self.eval_samples}")  # fmt: skip
         for name in ("max_kl", "outer_lr", "value_lr", "clip_eps", "max_grad_norm",
                      "promp_kl_target"):  # fmt: skip
             if getattr(self, name) <= 0:
@@ -476,7 +489,9 @@ def _traj_mean(x: jax.Array, valid: jax.Array, averaging: str = "episodes") -> j
     if averaging == "steps":
         return (x * m).sum() / jnp.maximum(m.sum(), 1.0)
     if averaging == "episodes":
-        return jnp.mean((x * m).sum(-1) / jnp.maximum(m.sum(-1), 1.0))
+        per_episode = (x * m).sum(-1) / jnp.maximum(m.sum(-1), 1.0)
+        used = (m.sum(-1) > 0).astype(x.dtype)  # empty rows (a sample budget's unused slots)
+        return (per_episode * used).sum() / jnp.maximum(used.sum(), 1.0)
     raise ValueError(f"averaging must be 'steps' or 'episodes', got {averaging!r}")
 
 
@@ -1037,26 +1052,53 @@ def agent_from_state(state: MAMLState, benchmark: Benchmark, config: MAMLConfig)
     return make_agent(state.params, state.value_params, benchmark.env, config)
 
 
+def within_budget(episodes: Episodes, budget: int) -> jax.Array:
+    """(N,) bool: the episodes a sampler with a budget of ``budget`` env steps keeps.
+
+    Episodes are taken in order while fewer than ``budget`` steps were collected before them,
+    so the last kept episode may cross the budget (rllab's samplers keep whole paths)."""
+    lengths = episodes.valid.sum(-1)
+    before = jnp.cumsum(lengths) - lengths
+    return before < budget
+
+
 def adaptation_returns(env, config: MAMLConfig, steps: int):
     """``(params, value_params, task, key) -> per-step stats`` for one task: sample
-    ``eval_trajectories`` episodes, step, repeat. Stats have a trailing axis ``steps + 1``:
-    mean return, success (majority of episodes), mean length, earliest first-success step."""
+    ``eval_trajectories`` episodes (or, with ``eval_samples``, whole episodes up to that many
+    env steps), step, repeat. Stats have a trailing axis ``steps + 1``: mean return, success
+    (majority of episodes), mean length, earliest first-success step, episodes used, and
+    whether the sample budget hit ``eval_episode_cap`` before it was filled."""
     net = make_policy(env, config)
     amap = action_map(env, config)
+    budget = config.eval_samples
+    n_roll = config.eval_episode_cap if budget > 0 else config.eval_trajectories
 
     def run(params, value_params, task, key):
         value_fn = _value_fn(config, value_params)
         keys = jax.random.split(key, steps + 1)
         phi, stats = params, []
         for k in range(steps + 1):
-            ep = rollout_episodes(env, net, phi, task, keys[k], config.eval_trajectories, amap)
+            ep = rollout_episodes(env, net, phi, task, keys[k], n_roll, amap)
+            if budget > 0:
+                keep = within_budget(ep, budget)
+                capped = ep.valid.sum() < budget
+                ep = ep.replace(valid=ep.valid & keep[:, None],
+                                rewards=ep.rewards * keep[:, None],
+                                success=ep.success & keep[:, None])  # fmt: skip
+            else:
+                keep = jnp.ones(n_roll, bool)
+                capped = jnp.bool_(False)
+            w = keep.astype(jnp.float32)
+            n_used = w.sum()
             succ = ep.success.any(-1)
             first = jnp.where(succ, jnp.argmax(ep.success, axis=-1) + 1, ep.valid.shape[-1] + 1)
             stats.append((
-                ep.rewards.sum(-1).mean(),
-                succ.mean() >= 0.5,
-                jnp.round(ep.valid.sum(-1).mean()).astype(jnp.int32),
+                (ep.rewards.sum(-1) * w).sum() / n_used,
+                (succ * w).sum() / n_used >= 0.5,
+                jnp.round((ep.valid.sum(-1) * w).sum() / n_used).astype(jnp.int32),
                 jnp.where(succ.any(), first.min(), 0).astype(jnp.int32),
+                n_used.astype(jnp.int32),
+                capped,
             ))  # fmt: skip
             if k < steps:
                 batch = make_task_batch(ep, config, value_fn)
@@ -1121,6 +1163,18 @@ def evaluate_adaptation(
     for seed, s in zip(seeds, states, strict=True):
         keys = jax.random.split(jax.random.PRNGKey(seed), n_tasks)
         per_seed.append(jax.device_get(fn(s.params, s.value_params, tasks, keys)))
+    if config.eval_samples > 0:
+        used = np.stack([p[4] for p in per_seed])  # (seeds, tasks, steps + 1)
+        capped = np.stack([p[5] for p in per_seed])
+        print(f"maml meta-test, eval_samples={config.eval_samples}: episodes per step (mean "
+              f"over seeds x tasks) {np.round(used.mean((0, 1)), 1).tolist()}; budget not "
+              f"filled (eval_episode_cap={config.eval_episode_cap} too small) in "
+              f"{int(capped.sum())} of {capped.size} steps", flush=True)  # fmt: skip
+        if capped.any():
+            warnings.warn(f"eval_samples={config.eval_samples} was not reached within "
+                          f"eval_episode_cap={config.eval_episode_cap} episodes in "
+                          f"{int(capped.sum())} steps; raise eval_episode_cap",
+                          stacklevel=2)  # fmt: skip
     return result_from_seeds(
         benchmark, per_seed, replicas=states, seeds=seeds, agent="maml", privileged=False,
         has_adaptation_step=True, exploration_episodes=exploration_episodes, start=start,
