@@ -83,10 +83,11 @@ def _cmd_eval(argv: list[str]) -> int:
     p.add_argument("--seeds", type=int, default=None, help="evaluation seeds per trained agent")
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/results, or "
                    "RUN_DIR/results-FIELD-VALUE... with --set)")  # fmt: skip
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="change a field of the algorithm's config for this meta-test only, e.g. "
-                   "--set eval_trajectories=40 (repeatable; fields that change the network's "
-                   "shape cannot load the checkpoint)")  # fmt: skip
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="change fields of the algorithm's config for this meta-test only, e.g. "
+                   "RUN_DIR --set eval_samples=4000 later_inner_lr=0.075 (or repeat --set; "
+                   "fields that change the network's shape cannot load the checkpoint)",
+                   )  # fmt: skip
     a = p.parse_args(argv)
     if a.seeds is not None and a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {a.seeds}")

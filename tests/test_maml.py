@@ -281,6 +281,11 @@ def test_cli_train_and_eval(tmp_path, capsys):
                         .read_text())["results"]  # fmt: skip
     assert np.asarray(alt["returns"]).shape == (1, 40, 2)
     assert (run / "results" / "meta_test.json").read_text() == before
+    # Several fields after one --set, as the benchmark scripts take them.
+    assert main(["eval", str(run), "--set", "eval_steps=1", "eval_samples=300"]) == 0
+    (bud,) = json.loads((run / "results-eval_steps-1-eval_samples-300" / "meta_test.json")
+                        .read_text())["results"]  # fmt: skip
+    assert np.asarray(bud["returns"]).shape == (1, 40, 2)
     assert main(["eval", str(run), "--set", "no_such_field=1"]) == 2
     assert main(["eval", str(run), "--set", "eval_steps=two"]) == 2
     assert "cannot read 'two' as int" in capsys.readouterr().err
