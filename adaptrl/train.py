@@ -60,6 +60,8 @@ class RunConfig:
       run_dir: output directory (default: runs/<algo>_<env>_s<seed>).
       resume: continue the run in run_dir from its newest checkpoint.
       checkpoint_every: iterations between checkpoints (one is always written at the end).
+      keep_checkpoints: newest checkpoints kept on disk; 0 keeps all (e.g. to choose the best
+        iterate afterwards, as the MAML paper did).
       log_every: iterations between metric rows and progress updates.
       eval_seeds: evaluation seeds per trained agent (meta-test repeats).
       eval_episodes: episodes per meta-test trial (default: the benchmark's trial length).
@@ -76,6 +78,7 @@ class RunConfig:
     run_dir: str | None = None
     resume: bool = False
     checkpoint_every: int = 100
+    keep_checkpoints: int = 3
     log_every: int = 10
     eval_seeds: int = 3
     eval_episodes: int | None = None
@@ -91,6 +94,9 @@ class RunConfig:
                 raise ValueError(f"{flag} must be >= 1, got {getattr(self, name)}")
         if self.iterations < 0:
             raise ValueError(f"--iterations must be >= 0, got {self.iterations}")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"--keep-checkpoints must be >= 0 (0 keeps all), "
+                             f"got {self.keep_checkpoints}")  # fmt: skip
         if self.eval_episodes is not None and self.eval_episodes < 1:
             raise ValueError(f"--eval-episodes must be >= 1, got {self.eval_episodes}")
 
@@ -110,7 +116,7 @@ def _config_record(algo: str, run: RunConfig, algo_config: Any) -> dict:
 # Fields that may differ between the original run and a resume of it.
 _RESUMABLE_FIELDS = {
     "iterations", "resume", "progress", "eval_seeds", "eval_episodes", "references",
-    "checkpoint_every", "log_every", "exploration_episodes",
+    "checkpoint_every", "keep_checkpoints", "log_every", "exploration_episodes",
 }  # fmt: skip
 
 
@@ -264,14 +270,18 @@ def _train_loop(spec, benchmark, run, algo_config, state, start, run_dir, record
     it = start
     last_saved = start
     t0, steps_done = time.perf_counter(), 0
+
+    def save_now():  # the current iterate (reads ``it`` and ``state`` when called)
+        return save_checkpoint(ckpt_dir, it, state, config=record, keep=run.keep_checkpoints)
+
     with _DeferredInterrupt() as interrupt:
         while it < total:
             if stop_after is not None and it - start >= stop_after:
-                save_checkpoint(ckpt_dir, it, state, config=record)
+                save_now()
                 return None
             if interrupt.requested:
                 bar.close()
-                path = (save_checkpoint(ckpt_dir, it, state, config=record) if it > last_saved
+                path = (save_now() if it > last_saved
                         else checkpoint_path(ckpt_dir, it))  # fmt: skip
                 print(f"adaptrl: interrupted; saved {path}. Continue with --resume.",
                       file=sys.stderr)  # fmt: skip
@@ -297,11 +307,11 @@ def _train_loop(spec, benchmark, run, algo_config, state, start, run_dir, record
                 )
             bar.update(1)
             if it % run.checkpoint_every == 0:
-                save_checkpoint(ckpt_dir, it, state, config=record)
+                save_now()
                 last_saved = it
     bar.close()
     if it > last_saved or not list_checkpoints(ckpt_dir):
-        save_checkpoint(ckpt_dir, it, state, config=record)
+        save_now()
     logger.close()
     return state
 

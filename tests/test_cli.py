@@ -118,3 +118,22 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     rows_after = metrics.read_text().splitlines()
     assert rows_after[: len(rows_before)] == rows_before
     assert [int(r.split(",")[0]) for r in rows_after[1:]] == list(range(1, done + 3))
+
+
+def test_keep_checkpoints(tmp_path, capsys):
+    """The newest 3 checkpoints by default; --keep-checkpoints 0 keeps every one (for choosing
+    the best iterate afterwards); a negative count is refused with the flag's name."""
+
+    def run(name, *extra):
+        args = ["train", "rl2", "--env", "bandit-k2-n10", "--iterations", "5", "--eval-seeds",
+                "1", "--checkpoint-every", "1", "--no-references", "--no-progress", "--run-dir",
+                str(tmp_path / name), *TINY, *extra]  # fmt: skip
+        return main(args)
+
+    assert run("default") == 0
+    kept = sorted(p.name for p in (tmp_path / "default" / "checkpoints").glob("*.adaptrl"))
+    assert kept == [f"ckpt_{i:08d}.adaptrl" for i in (3, 4, 5)]
+    assert run("all", "--keep-checkpoints", "0") == 0
+    assert len(list((tmp_path / "all" / "checkpoints").glob("*.adaptrl"))) == 5
+    assert run("bad", "--keep-checkpoints", "-1") == 2
+    assert "--keep-checkpoints" in capsys.readouterr().err
