@@ -46,7 +46,7 @@ from adaptrl.algos import maml
 from adaptrl.eval.stats import seed_task_ci
 from adaptrl.tasks.distribution import tree_index
 from adaptrl.train import RunConfig, _init_states, evaluate, load_run_config, train
-from adaptrl.utils.checkpoint import latest_checkpoint, load_checkpoint
+from adaptrl.utils.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import append_section, cpu_model  # noqa: E402
@@ -207,6 +207,74 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
     return text
 
 
+def select_iterate(run_dir: str, ckpt_dir: str | None, later_lr: float | None,
+                   num_tasks: int = 40) -> str:  # fmt: skip
+    """Choose the meta-training iterate on *training* goals, then meta-test it on the held-out
+    ones next to the final iterate.
+
+    The paper evaluated "the model with the best average return during training". The logged
+    post-update return is one noisy meta-batch, so here every checkpoint in ``ckpt_dir``
+    (default RUN/checkpoints; train with ``--keep-checkpoints 0`` to keep them all) is scored
+    on 40 goals from the training distribution (key 12345, as select-lr): mean return after 1
+    and 2 steps. One trained seed per run directory."""
+    start = time.perf_counter()
+    spec, run, cfg = load_run_config(run_dir)
+    if run.num_seeds != 1:
+        raise SystemExit(f"select-iterate takes a one-seed run; {run_dir} has {run.num_seeds}")
+    if later_lr is not None:
+        cfg = dataclasses.replace(cfg, later_inner_lr=later_lr)
+    bench = adaptrl.make(run.env, split_seed=run.split_seed)
+    template = _init_states(spec, bench, run, cfg)
+    ckpts = list_checkpoints(Path(ckpt_dir) if ckpt_dir else Path(run_dir) / "checkpoints")
+    if not ckpts:
+        raise SystemExit(f"no checkpoints in {ckpt_dir or run_dir}")
+    train_tasks = jax.vmap(bench.sample_train_task)(jax.random.split(jax.random.PRNGKey(12345),
+                                                                     num_tasks))  # fmt: skip
+    scores, states = {}, {}
+    for it, path in ckpts:
+        _, st = load_checkpoint(path, template)
+        states[it] = tree_index(st, 0)
+        res = maml.evaluate_adaptation(bench, states[it], cfg, tasks=train_tasks, seeds=[777])
+        scores[it] = np.asarray(res.returns).mean(axis=(0, 1))
+    best = max(scores, key=lambda i: scores[i][1:3].mean())
+    last = max(scores)
+    held = {}
+    for it in dict.fromkeys([best, last]):
+        seeds = [1000 * run.seed + j for j in range(run.eval_seeds)]
+        res = maml.evaluate_adaptation(bench, [states[it]] * len(seeds), cfg, seeds=seeds)
+        x = np.asarray(res.returns)  # (eval seeds, tasks, K)
+        held[it] = [(float(x[..., k].mean()),
+                     float(1.96 * x[..., k].std(ddof=1) / np.sqrt(x[..., k].size)))
+                    for k in range(x.shape[-1])]  # fmt: skip
+    lines = [
+        f"## Paper configuration: iterate chosen on meta-training goals "
+        f"({time.strftime('%Y-%m-%d %H:%M')})", "",
+        f"Run {run_dir} (seed {run.seed}, hidden {cfg.hidden_sizes} {cfg.activation}, inner lr "
+        f"{cfg.inner_lr}, steps 2+ lr {cfg.later_inner_lr}, loss_averaging "
+        f"{cfg.loss_averaging}); checkpoints from {ckpt_dir or run_dir + '/checkpoints'}. "
+        f"Score = mean return after 1 and 2 steps on {num_tasks} *training* goals (key 12345).",
+        "", "| iteration | k=0 | k=1 | k=2 | k=3 | score |", "|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for it, m in scores.items():
+        mark = " (chosen)" if it == best else ""
+        lines.append(f"| {it}{mark} | " + " | ".join(f"{v:.2f}" for v in m)
+                     + f" | {m[1:3].mean():.2f} |")  # fmt: skip
+    lines += ["", f"Held-out tasks ({run.eval_seeds} eval seeds x 40 tasks, ± = 95% interval over "
+              "the seed x task entries of this one trained seed):", "",
+              "| iterate | k=0 | k=1 | k=2 | k=3 |", "|---|---:|---:|---:|---:|",
+              f"| paper MAML (Table 4) | {' | '.join(map(str, PAPER))} |"]  # fmt: skip
+    for it, h in held.items():
+        label = ("chosen" if it == best else "") + (" = " if it == best == last else "") + (
+            "final" if it == last else "")
+        lines.append(f"| {it} ({label}) | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in h)
+                     + " |")  # fmt: skip
+    lines += ["", f"Command: `{shlex.join(['python', *sys.argv])}`; wall-clock "
+              f"{time.perf_counter() - start:.0f} s."]  # fmt: skip
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="part", required=True)
@@ -227,10 +295,21 @@ def main(argv=None) -> int:
     sl.add_argument("--no-append", action="store_true", help="print only")
     sl.add_argument("--eval-samples", type=int, default=0,
                     help="meta-test with a budget of env steps per step (0: episodes)")
+    si = sub.add_parser("select-iterate", help="choose the training iterate on training goals "
+                        "and meta-test it next to the final one")  # fmt: skip
+    si.add_argument("run_dir")
+    si.add_argument("--checkpoints", default=None, help="folder of checkpoints (default "
+                    "RUN_DIR/checkpoints)")  # fmt: skip
+    si.add_argument("--later-lr", type=float, default=None, help="steps 2+ lr (default: run's)")
+    si.add_argument("--no-append", action="store_true", help="print only")
     a = p.parse_args(argv)
     print("command:", shlex.join([sys.executable, *sys.argv]), "| load", os.getloadavg()[0])
     if a.part == "train":
         run_train(a.seed, a.num_seeds, a.iterations)
+    elif a.part == "select-iterate":
+        text = select_iterate(a.run_dir, a.checkpoints, a.later_lr)
+        if not a.no_append:
+            append_section(REPORT, text)
     elif a.part == "select-lr":
         text = select_later_lr(a.run_dirs, a.candidates, eval_samples=a.eval_samples)
         if not a.no_append:
