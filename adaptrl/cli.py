@@ -79,7 +79,7 @@ def _cmd_eval(argv: list[str]) -> int:
     from adaptrl.utils.overrides import parse_overrides
 
     p = argparse.ArgumentParser(prog="adaptrl eval", description="Meta-test a run directory.")
-    p.add_argument("run_dir", help="directory written by `adaptrl train`")
+    p.add_argument("run_dir", nargs="?", help="directory written by `adaptrl train`")
     p.add_argument("--seeds", type=int, default=None, help="evaluation seeds per trained agent")
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/results, or "
                    "RUN_DIR/results-FIELD-VALUE... with --set)")  # fmt: skip
@@ -89,6 +89,11 @@ def _cmd_eval(argv: list[str]) -> int:
                    "fields that change the network's shape cannot load the checkpoint)",
                    )  # fmt: skip
     a = p.parse_args(argv)
+    if a.run_dir is None:  # `--set A=1 RUN_DIR`: the list option took the run directory too
+        if a.set and "=" not in a.set[-1]:
+            a.run_dir = a.set.pop()
+        else:
+            p.error("the run directory is required: adaptrl eval RUN_DIR [--set FIELD=VALUE ...]")
     if a.seeds is not None and a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
     if not a.set:

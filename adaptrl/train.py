@@ -120,8 +120,12 @@ _RESUMABLE_FIELDS = {
 }  # fmt: skip
 
 
-def _prepare_run_dir(run_dir: Path, record: dict, resume: bool) -> None:
-    """Create the run directory, refusing to clobber a different or existing run."""
+def _prepare_run_dir(run_dir: Path, record: dict, resume: bool,
+                     defaults: dict | None = None) -> None:  # fmt: skip
+    """Create the run directory, refusing to clobber a different or existing run.
+
+    ``defaults`` (same layout as ``record``): values of fields a saved config.json predates,
+    so runs written before a field existed still resume when it is left at its default."""
     cfg_path = run_dir / CONFIG_JSON
     if cfg_path.exists():
         if not resume:
@@ -133,7 +137,15 @@ def _prepare_run_dir(run_dir: Path, record: dict, resume: bool) -> None:
             saved = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{cfg_path} is not valid JSON ({e}); cannot resume") from e
-        diffs = _config_diffs(saved, record)
+        diffs = _config_diffs(saved, record, defaults)
+        old_keep = saved.get("run", {}).get("keep_checkpoints", 3)
+        new_keep = record["run"].get("keep_checkpoints", 3)
+        if old_keep == 0 and new_keep != 0 or 0 < new_keep < old_keep:
+            raise ValueError(
+                f"cannot resume {run_dir} with --keep-checkpoints {new_keep}: it was trained "
+                f"with {old_keep} ({'all' if old_keep == 0 else old_keep} kept), and the next "
+                f"save would delete older checkpoints. Pass --keep-checkpoints {old_keep}"
+            )
         old_iters = saved.get("run", {}).get("iterations")
         if old_iters is not None and old_iters != record["run"]["iterations"]:
             print(f"adaptrl: note: --iterations changed from {old_iters} to "
@@ -152,16 +164,27 @@ def _prepare_run_dir(run_dir: Path, record: dict, resume: bool) -> None:
         atomic_write_text(cfg_path, json.dumps(record, indent=2, default=str))
 
 
-def _config_diffs(saved: dict, new: dict) -> list[str]:
+def _config_diffs(saved: dict, new: dict, defaults: dict | None = None) -> list[str]:
+    """Flags whose value differs between the saved and the new config. A field missing from
+    the saved config (the run predates it) counts as its default from ``defaults``."""
+    defaults = defaults or {}
+    missing = object()
+
+    def saved_value(section, k):
+        v = saved.get(section, {}).get(k, missing)
+        if v is missing:
+            v = json.loads(json.dumps(defaults.get(section, {}), default=str)).get(k)
+        return v
+
     diffs = []
     if saved.get("algorithm") != new["algorithm"]:
         diffs.append("algorithm")
     for k, v in json.loads(json.dumps(new["run"], default=str)).items():
-        if k not in _RESUMABLE_FIELDS and k != "run_dir" and saved.get("run", {}).get(k) != v:
+        if k not in _RESUMABLE_FIELDS and k != "run_dir" and saved_value("run", k) != v:
             diffs.append(f"--{k.replace('_', '-')}")
     algo_new = json.loads(json.dumps(new["algo_config"], default=str))
     for k, v in algo_new.items():
-        if saved.get("algo_config", {}).get(k) != v:
+        if saved_value("algo_config", k) != v:
             diffs.append(f"--{new['algorithm']}.{k.replace('_', '-')}")
     return diffs
 
@@ -195,7 +218,9 @@ def train(
     spec.check_supports(benchmark)
     run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(algo, run)
     record = _config_record(algo, run, algo_config)
-    _prepare_run_dir(run_dir, record, run.resume)
+    defaults = {"run": dataclasses.asdict(RunConfig()),
+                "algo_config": dataclasses.asdict(type(algo_config)())}  # fmt: skip
+    _prepare_run_dir(run_dir, record, run.resume, defaults)
     ckpt_dir = run_dir / "checkpoints"
 
     state, start = None, 0

@@ -66,6 +66,10 @@ VARIANTS = {
     "as trained, 20 episodes/step": {"eval_trajectories": 20},
     # the released test script's VPG(batch_size=4000): whole episodes up to 4000 env steps
     "as trained, 4000 samples/step": {"eval_samples": 4000},
+    # ... stepped as rllab's VectorizedSampler (40 envs in lockstep; episodes still running when
+    # the budget is reached are dropped), which VPG used in the paper's test script
+    "as trained, 4000 samples/step, 40 envs": {"eval_samples": 4000, "eval_parallel_envs": 40,
+                                               "eval_episode_cap": 1200},
     "test steps averaged per step": {"eval_loss_averaging": "steps"},
     "test steps averaged per episode": {"eval_loss_averaging": "episodes"},
 }
@@ -117,8 +121,8 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
             rets.append(res.returns)
             groups.append(np.asarray(res.groups) + offset)
             offset += run.num_seeds
-            n_traj = (f"<= {cfg2.eval_samples} steps" if cfg2.eval_samples
-                      else cfg2.eval_trajectories)  # fmt: skip
+            n_traj = (f"{cfg2.eval_samples} steps, {cfg2.eval_parallel_envs} env(s)"
+                      if cfg2.eval_samples else cfg2.eval_trajectories)  # fmt: skip
             avg = maml._eval_averaging(cfg2)
         stats = step_stats(np.concatenate(rets), np.concatenate(groups))
         rows.append((label, n_traj, avg, stats))

@@ -137,3 +137,30 @@ def test_keep_checkpoints(tmp_path, capsys):
     assert len(list((tmp_path / "all" / "checkpoints").glob("*.adaptrl"))) == 5
     assert run("bad", "--keep-checkpoints", "-1") == 2
     assert "--keep-checkpoints" in capsys.readouterr().err
+
+
+def test_resume_guards_kept_checkpoints_and_accepts_older_configs(tmp_path, capsys):
+    """A run that kept every checkpoint is not resumed with a smaller keep count (the next save
+    would delete them); a config.json written before a field existed resumes at its default."""
+    run = tmp_path / "run"
+
+    def train(iterations, *extra):
+        return main(["train", "rl2", "--env", "bandit-k2-n10", "--iterations", str(iterations),
+                     "--eval-seeds", "1", "--checkpoint-every", "1", "--no-references",
+                     "--no-progress", "--run-dir", str(run), *TINY, *extra])  # fmt: skip
+
+    assert train(2, "--keep-checkpoints", "0") == 0
+    assert train(3, "--resume") == 2
+    assert "--keep-checkpoints 0" in capsys.readouterr().err
+    assert len(list((run / "checkpoints").glob("*.adaptrl"))) == 2  # nothing deleted
+    assert train(3, "--resume", "--keep-checkpoints", "0") == 0
+    assert len(list((run / "checkpoints").glob("*.adaptrl"))) == 3
+    # An older run: its config.json lacks fields added since (here at their defaults).
+    cfg_path = run / "config.json"
+    record = json.loads(cfg_path.read_text())
+    del record["run"]["keep_checkpoints"], record["algo_config"]["target_kl"]
+    cfg_path.write_text(json.dumps(record))
+    assert train(4, "--resume") == 0
+    # ... but a non-default value of such a field is still a difference.
+    assert train(5, "--resume", "--rl2.target-kl", "0.02") == 2
+    assert "--rl2.target-kl" in capsys.readouterr().err

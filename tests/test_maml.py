@@ -282,9 +282,12 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert np.asarray(alt["returns"]).shape == (1, 40, 2)
     assert (run / "results" / "meta_test.json").read_text() == before
     # Several fields after one --set, as the benchmark scripts take them.
-    assert main(["eval", str(run), "--set", "eval_steps=1", "eval_samples=300"]) == 0
-    (bud,) = json.loads((run / "results-eval_steps-1-eval_samples-300" / "meta_test.json")
-                        .read_text())["results"]  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", "--set", "eval_steps=1", "eval_samples=300", "eval_episode_cap=8",
+                 str(run)]) == 0  # fmt: skip
+    assert "eval_samples=300: episodes per step" in capsys.readouterr().out
+    (bud,) = json.loads((run / "results-eval_steps-1-eval_samples-300-eval_episode_cap-8" /
+                         "meta_test.json").read_text())["results"]  # fmt: skip
     assert np.asarray(bud["returns"]).shape == (1, 40, 2)
     assert main(["eval", str(run), "--set", "no_such_field=1"]) == 2
     assert main(["eval", str(run), "--set", "eval_steps=two"]) == 2
@@ -334,10 +337,25 @@ def test_meta_test_loss_averaging_is_separate_from_training():
 def test_within_budget_keeps_whole_episodes_up_to_the_sample_budget():
     valid = jnp.arange(6)[None, :] < jnp.array([3, 5, 2, 4])[:, None]  # lengths 3, 5, 2, 4
     ep = maml.Episodes(*(jnp.zeros((4, 6)),) * 3, valid, valid, jnp.zeros((4, 6)))
-    # 0, 3, 8, 10 steps were collected before each episode: rllab keeps the one crossing it
-    np.testing.assert_array_equal(maml.within_budget(ep, 8), [True, True, False, False])
-    np.testing.assert_array_equal(maml.within_budget(ep, 9), [True, True, True, False])
-    np.testing.assert_array_equal(maml.within_budget(ep, 1), [True, False, False, False])
+
+    def keep(budget, streams=1):
+        k, filled = maml.within_budget(ep, budget, streams)
+        return np.asarray(k).tolist(), bool(filled)
+
+    # One stream: 0, 3, 8, 10 steps were collected before each episode; the one crossing the
+    # budget is kept (rllab's serial sampler).
+    assert keep(8) == ([True, True, False, False], True)
+    assert keep(9) == ([True, True, True, False], True)
+    assert keep(1) == ([True, False, False, False], True)
+    assert keep(15)[1] is False  # 14 steps in all: the buffer cannot fill the budget
+    # Two streams in lockstep, [3, 5] and [2, 4]: episodes end at t = 3, 8 and 2, 6. By t = 6
+    # the completed ones hold 2 + 3 + 4 = 9 >= 8 steps; the 5-step episode (ends at 8) is
+    # still running and dropped (rllab's VectorizedSampler).
+    assert keep(8, streams=2) == ([True, False, True, True], True)
+    assert keep(5, streams=2) == ([True, False, True, False], True)  # t = 3: 2 + 3 steps
+    # 10 steps: stop at t = 8 (all four, 14 steps), but stream 2 ran out at t = 6 and would
+    # have completed more by then, so the buffer was too small.
+    assert keep(10, streams=2) == ([True, True, True, True], False)
 
 
 def test_meta_test_sample_budget_uses_more_episodes_when_they_end_early():
@@ -372,3 +390,35 @@ def test_meta_test_sample_budget_uses_more_episodes_when_they_end_early():
                                                                      jnp.arange(2)))  # fmt: skip
     with pytest.raises(ValueError, match="eval_samples"):
         maml.MAMLConfig(eval_samples=-1).validate()
+    with pytest.raises(ValueError, match="eval_samples"):
+        maml.MAMLConfig(eval_samples=100, eval_protocol="trial").validate()
+    with pytest.raises(ValueError, match="multiple of eval_parallel_envs"):
+        maml.MAMLConfig(eval_samples=100, eval_episode_cap=30, eval_parallel_envs=4).validate()
+
+
+def test_sample_budget_equals_fixed_episodes_when_none_end_early():
+    """Without early termination a budget of 3 full episodes is exactly 3 episodes per step:
+    the masked rows of the larger buffer change neither the returns nor the gradient step."""
+    base = short_point_nav(horizon=8)
+    env = dataclasses.replace(base.env, goal_tolerance=None)
+    cfg = dataclasses.replace(TINY, eval_steps=2, inner_lr=0.5, later_inner_lr=0.3)
+    state = maml.init(jax.random.PRNGKey(0), base, cfg, 1)
+    task = tree_index(base.test_tasks, 1)
+    key = jax.random.PRNGKey(5)
+    assert np.array_equal(jax.random.split(key, 12)[:3], jax.random.split(key, 3))
+
+    def returns(c):
+        run = maml.adaptation_returns(env, c, 2)
+        return np.asarray(jax.jit(run)(state.params, state.value_params, task, key)[0])
+
+    fixed = returns(dataclasses.replace(cfg, eval_trajectories=3))
+    budget = returns(dataclasses.replace(cfg, eval_samples=24, eval_episode_cap=12))
+    np.testing.assert_allclose(budget, fixed, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(fixed[1:], fixed[0])  # the steps did change the policy
+
+
+def test_episode_averaging_ignores_empty_rows():
+    x = jnp.array([[1.0, 2.0, 3.0], [10.0, 0.0, 0.0], [7.0, 7.0, 7.0]])
+    valid = jnp.array([[True, True, True], [True, False, False], [False, False, False]])
+    assert float(maml._traj_mean(x, valid, "episodes")) == pytest.approx(6.0)  # (2 + 10) / 2
+    assert float(maml._traj_mean(x, valid, "steps")) == pytest.approx(4.0)  # 16 / 4

@@ -137,6 +137,10 @@ class MAMLConfig:
         goal) a step uses more episodes. At most ``eval_episode_cap`` episodes are sampled.
       eval_episode_cap: buffer size under ``eval_samples`` (episodes rolled out per step; those
         past the budget are masked out). The per-step stat ``capped`` says if it was too small.
+      eval_parallel_envs: environments the budgeted sampler steps in lockstep (``within_budget``).
+        1: episodes one after another. 40 (= 4000 / H): rllab's VectorizedSampler, which the
+        paper's test script used; it keeps only episodes completed when the budget is reached,
+        so short (successful) episodes weigh more, in the gradient and in the reported return.
       later_inner_lr: step size of meta-test steps beyond num_inner_steps (the paper evaluates
         with 0.1 for the first step and 0.05 after).
       eval_protocol: "steps": the paper's protocol (returns after k steps, the "episode" axis of
@@ -181,6 +185,7 @@ class MAMLConfig:
     eval_loss_averaging: Literal["train", "steps", "episodes"] = "train"
     eval_samples: int = 0
     eval_episode_cap: int = 400
+    eval_parallel_envs: int = 1
     later_inner_lr: float = 0.05
     eval_protocol: Literal["steps", "trial"] = "steps"
     adapt_every: int = 1
@@ -201,7 +206,8 @@ class MAMLConfig:
             raise ValueError(f"unknown activation {self.activation!r} (a flax.linen function)")
         for name in ("num_tasks", "trajectories_per_task", "num_inner_steps", "cg_iters",
                      "ls_max_steps", "ppo_epochs", "value_epochs", "eval_trajectories",
-                     "adapt_every", "outer_task_batch", "eval_episode_cap"):  # fmt: skip
+                     "adapt_every", "outer_task_batch", "eval_episode_cap",
+                     "eval_parallel_envs"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_steps < 0:
@@ -209,6 +215,12 @@ class MAMLConfig:
         if self.eval_samples < 0:
             raise ValueError(f"eval_samples must be >= 0 (0 = a fixed number of episodes), "
                              f"got {self.eval_samples}")  # fmt: skip
+        if self.eval_samples > 0 and self.eval_episode_cap % self.eval_parallel_envs:
+            raise ValueError(f"eval_episode_cap ({self.eval_episode_cap}) must be a multiple of "
+                             f"eval_parallel_envs ({self.eval_parallel_envs})")  # fmt: skip
+        if self.eval_samples > 0 and self.eval_protocol == "trial":
+            raise ValueError("eval_samples applies to eval_protocol='steps' only; the trial "
+                             "protocol adapts every adapt_every episodes")  # fmt: skip
         for name in ("max_kl", "outer_lr", "value_lr", "clip_eps", "max_grad_norm",
                      "promp_kl_target"):  # fmt: skip
             if getattr(self, name) <= 0:
@@ -1052,14 +1064,31 @@ def agent_from_state(state: MAMLState, benchmark: Benchmark, config: MAMLConfig)
     return make_agent(state.params, state.value_params, benchmark.env, config)
 
 
-def within_budget(episodes: Episodes, budget: int) -> jax.Array:
-    """(N,) bool: the episodes a sampler with a budget of ``budget`` env steps keeps.
+def within_budget(episodes: Episodes, budget: int, streams: int = 1):
+    """Which of N sampled episodes a sampler with a budget of ``budget`` env steps keeps.
 
-    Episodes are taken in order while fewer than ``budget`` steps were collected before them,
-    so the last kept episode may cross the budget (rllab's samplers keep whole paths)."""
-    lengths = episodes.valid.sum(-1)
-    before = jnp.cumsum(lengths) - lengths
-    return before < budget
+    The N episodes are split into ``streams`` environments stepped in lockstep, each running
+    its episodes back to back (row ``i`` belongs to stream ``i // (N / streams)``). Sampling
+    stops at the first time step by which the *completed* episodes hold at least ``budget``
+    steps; every episode completed by then is kept, the ones still running are dropped. With
+    ``streams = 1`` that is whole episodes in order, the last one crossing the budget (rllab's
+    serial sampler); with ``streams = budget / horizon`` it is rllab's ``VectorizedSampler``
+    (the MAML paper's test script: 40 envs for 4000 steps), which favours episodes that end
+    early.
+
+    Returns ``(keep, filled)``: (N,) bool, and whether the N episodes were enough to decide
+    (False: the budget was not reached, or a stream ran out of episodes before the stop).
+    """
+    lengths = episodes.valid.sum(-1)  # (N,)
+    n = lengths.shape[0]
+    per_stream = lengths.reshape(streams, n // streams)
+    ends = jnp.cumsum(per_stream, axis=1).reshape(n)  # time step at which each episode ends
+    done_by = ((ends[None, :] <= ends[:, None]) * lengths[None, :]).sum(1)  # steps done by then
+    reached = done_by >= budget
+    stop = jnp.min(jnp.where(reached, ends, jnp.iinfo(ends.dtype).max))
+    keep = ends <= stop
+    filled = reached.any() & (per_stream.sum(1).min() >= stop)
+    return keep, filled
 
 
 def adaptation_returns(env, config: MAMLConfig, steps: int):
@@ -1080,8 +1109,8 @@ def adaptation_returns(env, config: MAMLConfig, steps: int):
         for k in range(steps + 1):
             ep = rollout_episodes(env, net, phi, task, keys[k], n_roll, amap)
             if budget > 0:
-                keep = within_budget(ep, budget)
-                capped = ep.valid.sum() < budget
+                keep, filled = within_budget(ep, budget, config.eval_parallel_envs)
+                capped = ~filled
                 ep = ep.replace(valid=ep.valid & keep[:, None],
                                 rewards=ep.rewards * keep[:, None],
                                 success=ep.success & keep[:, None])  # fmt: skip
@@ -1123,10 +1152,11 @@ def evaluate_adaptation(
     """Meta-test trained MAML states on the held-out tasks; returns a ``MetaTestResult``.
 
     ``eval_protocol="steps"`` (default): the paper's protocol. Arrays have shape
-    (seeds, tasks, steps + 1) and entry ``[..., k]`` is the mean return of ``eval_trajectories``
-    episodes after ``k`` gradient steps (``steps`` = ``config.eval_steps``, or
-    ``num_episodes - 1`` when given). ``eval_protocol="trial"``: the shared trial protocol,
-    ``meta_test`` with ``agent_from_state`` (one gradient step every ``adapt_every`` episodes).
+    (seeds, tasks, steps + 1) and entry ``[..., k]`` is the mean return of the episodes sampled
+    after ``k`` gradient steps (``eval_trajectories`` of them, or ``eval_samples`` env steps;
+    ``steps`` = ``config.eval_steps``, or ``num_episodes - 1`` when given).
+    ``eval_protocol="trial"``: the shared trial protocol, ``meta_test`` with
+    ``agent_from_state`` (one gradient step every ``adapt_every`` episodes).
 
     ``states``: one state for every seed, or one per seed (rows of the same state object form a
     replication group, as in ``meta_test``).
