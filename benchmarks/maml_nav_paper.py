@@ -167,7 +167,7 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
 
 
 def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int = 40,
-                    eval_samples: int = 0) -> str:  # fmt: skip
+                    eval_samples: int = 0, parallel_envs: int = 1) -> str:  # fmt: skip
     """Choose the step size of meta-test steps 2+ on *meta-training* tasks (never the held-out
     ones): for each candidate, 40 goals sampled from the training distribution, the paper's
     protocol (``eval_samples`` > 0: the sample-budget variant), score = mean return after steps
@@ -183,7 +183,10 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
         keys = jax.random.split(jax.random.PRNGKey(12345), num_tasks)
         tasks = jax.vmap(bench.sample_train_task)(keys)
         for lr in candidates:
-            cfg2 = dataclasses.replace(cfg, later_inner_lr=lr, eval_samples=eval_samples)
+            cfg2 = dataclasses.replace(cfg, later_inner_lr=lr, eval_samples=eval_samples,
+                                       eval_parallel_envs=parallel_envs,
+                                       eval_episode_cap=30 * parallel_envs if parallel_envs > 1
+                                       else cfg.eval_episode_cap)  # fmt: skip
             states = [tree_index(state, i) for i in range(run.num_seeds)]
             seeds = [777 + i for i in range(run.num_seeds)]
             res = maml.evaluate_adaptation(bench, states, cfg2, tasks=tasks, seeds=seeds)
@@ -201,7 +204,8 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
         f"{num_tasks} goals sampled from the *training* distribution (key 12345), runs "
         f"{', '.join(dict.fromkeys(run_dirs))}, one evaluation seed per trained seed; mean return "
         "after k steps (first step lr 0.5 as trained); episodes per step: "
-        + (f"whole episodes up to {eval_samples} env steps" if eval_samples
+        + (f"whole episodes up to {eval_samples} env steps, {parallel_envs} env(s) in lockstep"
+           if eval_samples
            else f"{cfg.eval_trajectories}") + ".", "", *lines, "",
         f"Best mean of k = 2 and 3: `later_inner_lr={best}`; best at k = 2 (the step with a "
         f"target in issue #4): `later_inner_lr={best_k2}`. Command: "
@@ -299,6 +303,9 @@ def main(argv=None) -> int:
     sl.add_argument("--no-append", action="store_true", help="print only")
     sl.add_argument("--eval-samples", type=int, default=0,
                     help="meta-test with a budget of env steps per step (0: episodes)")
+    sl.add_argument("--parallel-envs", type=int, default=1,
+                    help="with --eval-samples: envs stepped in lockstep (40: rllab's "
+                    "VectorizedSampler in the paper's test script)")  # fmt: skip
     si = sub.add_parser("select-iterate", help="choose the training iterate on training goals "
                         "and meta-test it next to the final one")  # fmt: skip
     si.add_argument("run_dir")
@@ -315,7 +322,8 @@ def main(argv=None) -> int:
         if not a.no_append:
             append_section(REPORT, text)
     elif a.part == "select-lr":
-        text = select_later_lr(a.run_dirs, a.candidates, eval_samples=a.eval_samples)
+        text = select_later_lr(a.run_dirs, a.candidates, eval_samples=a.eval_samples,
+                               parallel_envs=a.parallel_envs)  # fmt: skip
         if not a.no_append:
             append_section(REPORT, text)
     else:
