@@ -120,28 +120,10 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     assert [int(r.split(",")[0]) for r in rows_after[1:]] == list(range(1, done + 3))
 
 
-def test_keep_checkpoints(tmp_path, capsys):
-    """The newest 3 checkpoints by default; --keep-checkpoints 0 keeps every one (for choosing
-    the best iterate afterwards); a negative count is refused with the flag's name."""
-
-    def run(name, *extra):
-        args = ["train", "rl2", "--env", "bandit-k2-n10", "--iterations", "5", "--eval-seeds",
-                "1", "--checkpoint-every", "1", "--no-references", "--no-progress", "--run-dir",
-                str(tmp_path / name), *TINY, *extra]  # fmt: skip
-        return main(args)
-
-    assert run("default") == 0
-    kept = sorted(p.name for p in (tmp_path / "default" / "checkpoints").glob("*.adaptrl"))
-    assert kept == [f"ckpt_{i:08d}.adaptrl" for i in (3, 4, 5)]
-    assert run("all", "--keep-checkpoints", "0") == 0
-    assert len(list((tmp_path / "all" / "checkpoints").glob("*.adaptrl"))) == 5
-    assert run("bad", "--keep-checkpoints", "-1") == 2
-    assert "--keep-checkpoints" in capsys.readouterr().err
-
-
 def test_resume_guards_kept_checkpoints_and_accepts_older_configs(tmp_path, capsys):
-    """A run that kept every checkpoint is not resumed with a smaller keep count (the next save
-    would delete them); a config.json written before a field existed resumes at its default."""
+    """--keep-checkpoints 0 keeps every checkpoint (default: the newest 3); a run that kept
+    every checkpoint is not resumed with a smaller keep count (the next save would delete them);
+    a config.json written before a field existed resumes at its default."""
     run = tmp_path / "run"
 
     def train(iterations, *extra):
@@ -161,6 +143,10 @@ def test_resume_guards_kept_checkpoints_and_accepts_older_configs(tmp_path, caps
     del record["run"]["keep_checkpoints"], record["algo_config"]["target_kl"]
     cfg_path.write_text(json.dumps(record))
     assert train(4, "--resume") == 0
+    kept = sorted(p.name for p in (run / "checkpoints").glob("*.adaptrl"))
+    assert kept == [f"ckpt_{i:08d}.adaptrl" for i in (2, 3, 4)]  # default: newest 3
     # ... but a non-default value of such a field is still a difference.
     assert train(5, "--resume", "--rl2.target-kl", "0.02") == 2
     assert "--rl2.target-kl" in capsys.readouterr().err
+    assert train(1, "--keep-checkpoints", "-1") == 2
+    assert "--keep-checkpoints" in capsys.readouterr().err
