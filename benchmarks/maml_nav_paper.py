@@ -166,6 +166,13 @@ def metatest(run_dirs: list[str], variants: list[str]) -> str:
     return text
 
 
+def training_goals(bench, num_tasks: int):
+    """The goals meta-test settings are chosen on: sampled from the *training* distribution
+    (key 12345), never the held-out tasks."""
+    keys = jax.random.split(jax.random.PRNGKey(12345), num_tasks)
+    return jax.vmap(bench.sample_train_task)(keys)
+
+
 def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int = 40,
                     eval_samples: int = 0, parallel_envs: int = 1) -> str:  # fmt: skip
     """Choose the step size of meta-test steps 2+ on *meta-training* tasks (never the held-out
@@ -180,8 +187,7 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
         bench = adaptrl.make(run.env, split_seed=run.split_seed)
         template = _init_states(spec, bench, run, cfg)
         _, state = load_checkpoint(latest_checkpoint(Path(d) / "checkpoints"), template)
-        keys = jax.random.split(jax.random.PRNGKey(12345), num_tasks)
-        tasks = jax.vmap(bench.sample_train_task)(keys)
+        tasks = training_goals(bench, num_tasks)
         for lr in candidates:
             cfg2 = dataclasses.replace(cfg, later_inner_lr=lr, eval_samples=eval_samples,
                                        eval_parallel_envs=parallel_envs,
@@ -236,8 +242,7 @@ def select_iterate(run_dir: str, ckpt_dir: str | None, later_lr: float | None,
     ckpts = list_checkpoints(Path(ckpt_dir) if ckpt_dir else Path(run_dir) / "checkpoints")
     if not ckpts:
         raise SystemExit(f"no checkpoints in {ckpt_dir or run_dir}")
-    train_tasks = jax.vmap(bench.sample_train_task)(jax.random.split(jax.random.PRNGKey(12345),
-                                                                     num_tasks))  # fmt: skip
+    train_tasks = training_goals(bench, num_tasks)
     scores, states = {}, {}
     for it, path in ckpts:
         _, st = load_checkpoint(path, template)
