@@ -190,6 +190,7 @@ def select_later_lr(run_dirs: list[str], candidates: list[float], num_tasks: int
         tasks = training_goals(bench, num_tasks)
         for lr in candidates:
             cfg2 = dataclasses.replace(cfg, later_inner_lr=lr, eval_samples=eval_samples,
+                                       eval_steps=3,  # the paper's protocol (table k = 0..3)
                                        eval_parallel_envs=parallel_envs,
                                        eval_episode_cap=30 * parallel_envs if parallel_envs > 1
                                        else cfg.eval_episode_cap)  # fmt: skip
@@ -235,6 +236,7 @@ def select_iterate(run_dir: str, ckpt_dir: str | None, later_lr: float | None,
     spec, run, cfg = load_run_config(run_dir)
     if run.num_seeds != 1:
         raise SystemExit(f"select-iterate takes a one-seed run; {run_dir} has {run.num_seeds}")
+    cfg = dataclasses.replace(cfg, eval_steps=3)  # the paper's protocol; the table has k = 0..3
     if later_lr is not None:
         cfg = dataclasses.replace(cfg, later_inner_lr=later_lr)
     bench = adaptrl.make(run.env, split_seed=run.split_seed)
