@@ -138,8 +138,8 @@ def _prepare_run_dir(run_dir: Path, record: dict, resume: bool,
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{cfg_path} is not valid JSON ({e}); cannot resume") from e
         diffs = _config_diffs(saved, record, defaults)
-        old_keep = saved.get("run", {}).get("keep_checkpoints", 3)
-        new_keep = record["run"].get("keep_checkpoints", 3)
+        old_keep = saved.get("run", {}).get("keep_checkpoints", RunConfig.keep_checkpoints)
+        new_keep = record["run"]["keep_checkpoints"]
         if old_keep == 0 and new_keep != 0 or 0 < new_keep < old_keep:
             raise ValueError(
                 f"cannot resume {run_dir} with --keep-checkpoints {new_keep}: it was trained "
@@ -167,14 +167,12 @@ def _prepare_run_dir(run_dir: Path, record: dict, resume: bool,
 def _config_diffs(saved: dict, new: dict, defaults: dict | None = None) -> list[str]:
     """Flags whose value differs between the saved and the new config. A field missing from
     the saved config (the run predates it) counts as its default from ``defaults``."""
-    defaults = defaults or {}
+    defaults = json.loads(json.dumps(defaults or {}, default=str))  # as saved: lists, strings
     missing = object()
 
     def saved_value(section, k):
         v = saved.get(section, {}).get(k, missing)
-        if v is missing:
-            v = json.loads(json.dumps(defaults.get(section, {}), default=str)).get(k)
-        return v
+        return defaults.get(section, {}).get(k) if v is missing else v
 
     diffs = []
     if saved.get("algorithm") != new["algorithm"]:

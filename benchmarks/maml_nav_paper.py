@@ -257,10 +257,9 @@ def select_iterate(run_dir: str, ckpt_dir: str | None, later_lr: float | None,
     for it in dict.fromkeys([best, last]):
         seeds = [1000 * run.seed + j for j in range(run.eval_seeds)]
         res = maml.evaluate_adaptation(bench, [states[it]] * len(seeds), cfg, seeds=seeds)
-        x = np.asarray(res.returns)  # (eval seeds, tasks, K)
-        held[it] = [(float(x[..., k].mean()),
-                     float(1.96 * x[..., k].std(ddof=1) / np.sqrt(x[..., k].size)))
-                    for k in range(x.shape[-1])]  # fmt: skip
+        x = np.asarray(res.returns)  # (eval seeds, tasks, K); one trained seed: one group
+        held[it] = [(ci.mean, ci.half_width)
+                    for ci in (seed_task_ci(x[..., k]) for k in range(x.shape[-1]))]  # fmt: skip
     lines = [
         f"## Paper configuration: iterate chosen on meta-training goals "
         f"({time.strftime('%Y-%m-%d %H:%M')})", "",
