@@ -32,6 +32,9 @@ from adaptrl.utils.overrides import parse_overrides
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import append_section, cpu_model  # noqa: E402
 
+# Key of the validation tasks used by --select-every (the test split is drawn from split seed 0).
+VALIDATION_KEY = 777
+
 # Published values (Duan et al. 2016, Tables 1 and 2).
 PUBLISHED = {
     "bandit-k5-n10": {"RL2": 6.7, "Gittins": 6.6, "UCB1": 6.7, "TS": 5.7},
@@ -88,7 +91,38 @@ def acceptance(cell: str, ours: float) -> tuple[float, bool]:
     return bar, ours >= bar
 
 
-def run_cell(cell: str, seeds: int, iterations: int | None, overrides: dict) -> dict:
+def validation_tasks(bench, num_tasks: int):
+    """Tasks drawn from the *training* distribution with a key of their own (never the test set)."""
+    keys = jax.random.split(jax.random.PRNGKey(VALIDATION_KEY), num_tasks)
+    return jax.vmap(bench.sample_train_task)(keys)
+
+
+def keep_best(best, best_score, params, score):
+    """Per seed (leading axis), keep ``params`` where ``score`` beats ``best_score``.
+
+    ``best``/``params``: pytrees with a leading seed axis; scores: arrays of shape (seeds,).
+    Returns ``(best, best_score, better)``; ties keep the earlier iterate."""
+    better = np.asarray(score) > np.asarray(best_score)
+    best = jax.tree_util.tree_map(
+        lambda b, p: jax.numpy.where(better.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
+        best, params)  # fmt: skip
+    return best, np.where(better, score, best_score), better
+
+
+def _seed_agents(params, bench, config, seeds: int, **kw) -> list:
+    return [rl2.make_agent(jax.tree_util.tree_map(lambda x, i=i: x[i], params), bench.env, config,
+                           **kw) for i in range(seeds)]  # fmt: skip
+
+
+def run_cell(cell: str, seeds: int, iterations: int | None, overrides: dict,
+             select_every: int = 0, select_tasks: int = 1000) -> dict:
+    """Train ``seeds`` vmapped RL² agents on ``cell`` and meta-test them on its held-out tasks.
+
+    With ``select_every > 0`` each seed's parameters are also scored every ``select_every``
+    updates (and after the last) on ``select_tasks`` validation tasks from the training
+    distribution; the best-scoring iterate of each seed is meta-tested too and reported beside
+    the final one (the pass mark stays on the final iterate).
+    """
     bench = adaptrl.make(cell)
     default_iters, cell_overrides = CELL_SETTINGS.get(cell, (800, {}))
     iters = iterations or default_iters
@@ -100,17 +134,38 @@ def run_cell(cell: str, seeds: int, iterations: int | None, overrides: dict) -> 
     state, _ = update(state)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
+    val_tasks = validation_tasks(bench, select_tasks) if select_every > 0 else None
+    best_params, best_score, best_iter, select_s, history = None, None, None, 0.0, []
+
+    def score(params, done: int):
+        nonlocal best_params, best_score, best_iter, select_s
+        ts = time.perf_counter()
+        res = meta_test(bench, _seed_agents(params, bench, config, seeds), seeds=list(range(seeds)),
+                        tasks=val_tasks, task_batch_size=250)  # fmt: skip
+        val = np.asarray(res.trial_returns.mean(axis=1))
+        if best_score is None:
+            best_params, best_score, best_iter = params, val, np.full(seeds, done)
+        else:
+            best_params, best_score, better = keep_best(best_params, best_score, params, val)
+            best_iter = np.where(better, done, best_iter)
+        history.append((done, val.round(2).tolist()))
+        print(f"  {cell} validation after {done} updates: {val.round(2)}", flush=True)
+        select_s += time.perf_counter() - ts
+
     for i in range(1, iters):
         state, metrics = update(state)
         if i % max(1, iters // 10) == 0:
             m = jax.device_get(metrics)
             print(f"  {cell} it {i}/{iters} trial_return {np.asarray(m['trial_return']).round(2)}"
                   f" ({time.perf_counter() - t0:.0f}s)", flush=True)  # fmt: skip
+        if select_every > 0 and (i + 1) % select_every == 0 and i + 1 < iters:
+            score(state.params, i + 1)
+    if select_every > 0:
+        score(state.params, iters)
     jax.block_until_ready(state)
-    train_s = time.perf_counter() - t0
+    train_s = time.perf_counter() - t0 - select_s
     steps = iters * seeds * rl2.env_steps_per_update(bench, config)
-    agents = [rl2.make_agent(jax.tree_util.tree_map(lambda x, i=i: x[i], state.params), bench.env,
-                             config) for i in range(seeds)]  # fmt: skip
+    agents = _seed_agents(state.params, bench, config, seeds)
     t1 = time.perf_counter()
     res = meta_test(bench, agents, seeds=list(range(seeds)), task_batch_size=250)
     eval_s = time.perf_counter() - t1
@@ -118,12 +173,22 @@ def run_cell(cell: str, seeds: int, iterations: int | None, overrides: dict) -> 
     ours = mean_ci(per_seed)
     # Also the argmax-action policy (memory still drives exploration); reported, never used for
     # the pass mark, which is judged on the sampled policy as in the paper.
-    greedy_agents = [rl2.make_agent(jax.tree_util.tree_map(lambda x, i=i: x[i], state.params),
-                                    bench.env, config, deterministic=True) for i in range(seeds)]
+    greedy_agents = _seed_agents(state.params, bench, config, seeds, deterministic=True)
     greedy = meta_test(bench, greedy_agents, seeds=list(range(seeds)), task_batch_size=250)
     greedy_ci = mean_ci(greedy.trial_returns.mean(axis=1))
     bar, ok = acceptance(cell, ours.mean)
-    return {
+    selected = {}
+    if select_every > 0:
+        sel = meta_test(bench, _seed_agents(best_params, bench, config, seeds),
+                        seeds=list(range(seeds)), task_batch_size=250)  # fmt: skip
+        sel_per_seed = sel.trial_returns.mean(axis=1)
+        sel_ci = mean_ci(sel_per_seed)
+        selected = {"selected_mean": sel_ci.mean, "selected_ci95": sel_ci.half_width,
+                    "selected_per_seed": sel_per_seed.tolist(),
+                    "selected_iters": best_iter.tolist(), "select_every": select_every,
+                    "select_tasks": select_tasks, "validation": history,
+                    "selected_pass": acceptance(cell, sel_ci.mean)[1]}  # fmt: skip
+    return {**selected,
         "cell": cell, "iterations": iters, "seeds": seeds, "config": dataclasses.asdict(config),
         "per_seed": per_seed.tolist(), "mean": ours.mean, "ci95": ours.half_width,
         "bar": bar, "pass": ok, "greedy_mean": greedy_ci.mean, "greedy_ci95": greedy_ci.half_width,
@@ -162,6 +227,17 @@ def report(rows: list[dict], command: str, out: Path) -> str:
         lines.append(f"- {r['cell']}: {r['iterations']} iterations, {r['seeds']} seeds, config "
                      f"changes {cfg or 'none'}; compile {r['compile_s']:.0f} s, meta-test "
                      f"{r['eval_s']:.0f} s.")  # fmt: skip
+    for r in rows:
+        if "selected_mean" in r:
+            lines.append(
+                f"- {r['cell']}, iterate chosen per seed on {r['select_tasks']} validation tasks "
+                f"from the training distribution (scored every {r['select_every']} updates; "
+                f"chosen after {r['selected_iters']} updates): held-out "
+                f"**{r['selected_mean']:.2f} ± {r['selected_ci95']:.2f}** (per seed "
+                f"{', '.join(f'{x:.2f}' for x in r['selected_per_seed'])}; bar {r['bar']:.2f}: "
+                f"{'yes' if r['selected_pass'] else 'no'}). Validation scores: "
+                + "; ".join(f"{d}: {v}" for d, v in r["validation"]) + "."
+            )
     text = "\n".join(lines) + "\n\n"
     if not out.exists():
         out.write_text("# RL² on the RL² paper's tables\n\nGenerated by "
@@ -186,17 +262,27 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override RL2Config fields for every cell, e.g. --set hidden_size=64")
+    p.add_argument("--select-every", type=int, default=0, metavar="N",
+                   help="also score every N updates on validation tasks from the training "
+                        "distribution and meta-test each seed's best iterate (0 = off)")
+    p.add_argument("--select-tasks", type=int, default=1000, metavar="M",
+                   help="number of validation tasks for --select-every")
     a = p.parse_args()
+    if a.select_every < 0 or a.select_tasks < 1:
+        raise SystemExit("--select-every must be >= 0 and --select-tasks >= 1")
     overrides = parse_overrides(a.set, rl2.RL2Config)
     rows = []
     for cell in a.cells:
         if cell not in PUBLISHED:
             raise SystemExit(f"unknown cell {cell!r}; choose from {', '.join(PUBLISHED)}")
-        r = run_cell(cell, a.seeds, a.iterations, overrides)
+        r = run_cell(cell, a.seeds, a.iterations, overrides, a.select_every, a.select_tasks)
         print(f"{cell}: ours {r['mean']:.2f} ± {r['ci95']:.2f} (published RL² "
               f"{PUBLISHED[cell]['RL2']}, bar {r['bar']:.2f}: {'pass' if r['pass'] else 'FAIL'}),"
               f" argmax-action policy {r['greedy_mean']:.2f};"
               f" train {r['train_s']:.0f} s, {r['steps_per_s']:.3g} env steps/s", flush=True)
+        if "selected_mean" in r:
+            print(f"{cell}: iterate chosen on validation tasks (after {r['selected_iters']} "
+                  f"updates): {r['selected_mean']:.2f} ± {r['selected_ci95']:.2f}", flush=True)
         rows.append(r)
     import sys
 

@@ -14,6 +14,7 @@ import adaptrl
 from adaptrl.algos import maml
 from adaptrl.cli import main
 from adaptrl.envs.point_nav import PointNavigation
+from adaptrl.eval.report import result_from_dict, result_to_dict
 from adaptrl.rollout.trial import run_trial
 from adaptrl.tasks.distribution import tree_index
 
@@ -386,8 +387,17 @@ def test_meta_test_sample_budget_uses_more_episodes_when_they_end_early():
     assert not capped.any()
     bench = dataclasses.replace(base, env=early)
     with pytest.warns(UserWarning, match="eval_episode_cap"):
-        maml.evaluate_adaptation(bench, state, cfg, tasks=tree_index(bench.test_tasks,
-                                                                     jnp.arange(2)))  # fmt: skip
+        res = maml.evaluate_adaptation(bench, state, cfg, seeds=[0, 1],
+                                       tasks=tree_index(bench.test_tasks, jnp.arange(2)))
+    # The budget's statistics are kept with the result and survive meta_test.json.
+    assert res.episodes_used.shape == res.budget_capped.shape == res.returns.shape == (2, 2, 2)
+    assert (res.episodes_used == 12).all() and res.budget_capped.all()
+    back = result_from_dict(json.loads(json.dumps(result_to_dict(res))))
+    np.testing.assert_array_equal(back.episodes_used, res.episodes_used)
+    np.testing.assert_array_equal(back.budget_capped, res.budget_capped)
+    plain = maml.evaluate_adaptation(bench, state, dataclasses.replace(cfg, eval_samples=0),
+                                     tasks=tree_index(bench.test_tasks, jnp.arange(2)))
+    assert plain.episodes_used is None and "episodes_used" not in result_to_dict(plain)
     with pytest.raises(ValueError, match="eval_samples"):
         maml.MAMLConfig(eval_samples=-1).validate()
     with pytest.raises(ValueError, match="eval_samples"):

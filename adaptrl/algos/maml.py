@@ -1205,7 +1205,11 @@ def evaluate_adaptation(
                           f"eval_episode_cap={config.eval_episode_cap} episodes in "
                           f"{int(capped.sum())} steps; raise eval_episode_cap",
                           stacklevel=2)  # fmt: skip
-    return result_from_seeds(
+    result = result_from_seeds(
         benchmark, per_seed, replicas=states, seeds=seeds, agent="maml", privileged=False,
         has_adaptation_step=True, exploration_episodes=exploration_episodes, start=start,
     )  # fmt: skip
+    if config.eval_samples > 0:  # saved with the results (meta_test.json), not only printed
+        result.episodes_used = used.astype(np.int64)
+        result.budget_capped = capped.astype(bool)
+    return result

@@ -55,6 +55,11 @@ class MetaTestResult:
     first_success_step: np.ndarray
     groups: list[int] = dataclasses.field(default_factory=list)
     wall_clock_s: float = 0.0
+    # Only for meta-tests by a sample budget (MAML ``eval_samples > 0``), shape (seeds, tasks,
+    # episodes): how many episodes each entry of ``returns`` averages, and whether the episode
+    # cap stopped it before the budget was filled.
+    episodes_used: np.ndarray | None = None
+    budget_capped: np.ndarray | None = None
 
     def __post_init__(self):
         if not self.groups:

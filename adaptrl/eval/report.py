@@ -37,7 +37,10 @@ def result_to_dict(r: MetaTestResult) -> dict:
         "success": r.success.astype(int).tolist(),
         "lengths": r.lengths.tolist(),
         "first_success_step": r.first_success_step.tolist(),
-    }
+        **({} if r.episodes_used is None else {"episodes_used": r.episodes_used.tolist()}),
+        **({} if r.budget_capped is None else
+           {"budget_capped": r.budget_capped.astype(int).tolist()}),
+    }  # fmt: skip
 
 
 def result_from_dict(d: dict) -> MetaTestResult:
@@ -55,7 +58,11 @@ def result_from_dict(d: dict) -> MetaTestResult:
         first_success_step=np.asarray(d["first_success_step"], np.int64),
         groups=list(d.get("groups", [])),
         wall_clock_s=d.get("wall_clock_s", 0.0),
-    )
+        episodes_used=(np.asarray(d["episodes_used"], np.int64)
+                       if "episodes_used" in d else None),
+        budget_capped=(np.asarray(d["budget_capped"], bool)
+                       if "budget_capped" in d else None),
+    )  # fmt: skip
 
 
 def load_results(path: str | Path) -> list[MetaTestResult]:
