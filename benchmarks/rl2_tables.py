@@ -8,6 +8,8 @@ Gittins/UCB1/TS (bandits) or PSRL (MDPs) values. Appends a section per run to
     python benchmarks/rl2_tables.py --cells bandit-k5-n10 bandit-k10-n10 --seeds 3
 
 Per-cell training settings live in ``CELL_SETTINGS``; ``--iterations`` overrides them.
+``--select-every N`` also scores each seed every N updates on validation tasks drawn from the
+training distribution and meta-tests each seed's best iterate beside its final one.
 """
 
 from __future__ import annotations
