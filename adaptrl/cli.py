@@ -81,8 +81,9 @@ def _cmd_eval(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="adaptrl eval", description="Meta-test a run directory.")
     p.add_argument("run_dir", nargs="?", help="directory written by `adaptrl train`")
     p.add_argument("--seeds", type=int, default=None, help="evaluation seeds per trained agent")
-    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/results, or "
-                   "RUN_DIR/results-FIELD-VALUE... with --set)")  # fmt: skip
+    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/results; "
+                   "RUN_DIR/results-FIELD-VALUE...[-seeds-N] with --set or a --seeds other than "
+                   "the run's)")  # fmt: skip
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="change fields of the algorithm's config for this meta-test only, e.g. "
                    "RUN_DIR --set eval_samples=4000 later_inner_lr=0.075 (or repeat --set; "
@@ -96,17 +97,23 @@ def _cmd_eval(argv: list[str]) -> int:
             p.error("the run directory is required: adaptrl eval RUN_DIR [--set FIELD=VALUE ...]")
     if a.seeds is not None and a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
-    if not a.set:
-        evaluate(a.run_dir, out_dir=a.out, eval_seeds=a.seeds)
-        return 0
     spec, run, config = load_run_config(a.run_dir)
+    # Never overwrite the run's own meta-test results (RUN_DIR/results, written by training)
+    # with a different meta-test: other seeds or fields go to a directory named after them.
+    seeds_tag = [] if a.seeds in (None, run.eval_seeds) else [f"seeds-{a.seeds}"]
+    if not a.set:
+        out = a.out
+        if out is None and seeds_tag:
+            out = str(Path(a.run_dir) / f"results-{seeds_tag[0]}")
+        evaluate(a.run_dir, out_dir=out, eval_seeds=a.seeds)
+        return 0
     overrides = parse_overrides(a.set, type(config))
     config = dataclasses.replace(config, **overrides)
     if hasattr(config, "validate"):
         config.validate()
     out = a.out
-    if out is None:  # never overwrite the run's own meta-test results
-        slug = "-".join(f"{k}-{v}" for k, v in overrides.items()).replace(" ", "")
+    if out is None:
+        slug = "-".join([f"{k}-{v}" for k, v in overrides.items()] + seeds_tag).replace(" ", "")
         out = str(Path(a.run_dir) / f"results-{slug}")
     evaluate(a.run_dir, spec=spec, benchmark=make(run.env, split_seed=run.split_seed), run=run,
              algo_config=config, out_dir=out, eval_seeds=a.seeds)  # fmt: skip
@@ -119,7 +126,8 @@ def _cmd_plot(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="adaptrl plot", description="Plot adaptation curves.")
     p.add_argument("run_dirs", nargs="+", help="run directories (or meta_test.json files)")
-    p.add_argument("--out", default="adaptation_curves.png", help="PNG to write")
+    p.add_argument("--out", default="adaptation_curves.png",
+                   help="image to write; the suffix picks the format (.png, .pdf, .svg)")
     a = p.parse_args(argv)
     results, training = [], []
     for d in a.run_dirs:
@@ -158,9 +166,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return command(argv[1:])
-    except (ValueError, FileExistsError, FileNotFoundError, CheckpointError) as e:
+    except (ValueError, OSError, CheckpointError) as e:  # OSError: missing/existing/unwritable
         print(f"adaptrl: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # `train` saves a checkpoint first; eval/plot write atomically
+        print("adaptrl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from adaptrl.tasks.distribution import tree_index
 from adaptrl.utils.checkpoint import (
     CheckpointError,
     checkpoint_path,
-    latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
@@ -135,8 +134,11 @@ def _prepare_run_dir(run_dir: Path, record: dict, resume: bool,
             )
         try:
             saved = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{cfg_path} is not valid JSON ({e}); cannot resume") from e
+            if not isinstance(saved, dict) or not isinstance(saved.get("run", {}), dict):
+                raise ValueError("expected a JSON object as written by adaptrl train")
+        except ValueError as e:  # also JSONDecodeError and UnicodeDecodeError
+            raise CheckpointError(f"{cfg_path} is corrupt ({e}); cannot resume. Restore it "
+                                  "from a copy, or start a new --run-dir") from e  # fmt: skip
         diffs = _config_diffs(saved, record, defaults)
         old_keep = saved.get("run", {}).get("keep_checkpoints", RunConfig.keep_checkpoints)
         new_keep = record["run"]["keep_checkpoints"]
@@ -157,8 +159,14 @@ def _prepare_run_dir(run_dir: Path, record: dict, resume: bool,
                 f"{', '.join(diffs)}. Rerun with the saved values (see {cfg_path}) or use a new "
                 "--run-dir"
             )
-    elif resume and run_dir.exists() and any(run_dir.iterdir()):
-        raise CheckpointError(f"{run_dir} has no {CONFIG_JSON}; it is not an adaptrl run")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        # Never adopt a foreign, non-empty directory: pruning would delete its checkpoints and
+        # its metrics.csv / results/ would be mixed with or overwritten by this run's.
+        raise FileExistsError(f"{run_dir} is not empty and holds no adaptrl run (no "
+                              f"{CONFIG_JSON}); choose another --run-dir (nothing was written)")
+    elif resume:
+        print(f"adaptrl: note: --resume given but {run_dir} holds no run yet; starting a new one",
+              file=sys.stderr)  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     if not cfg_path.exists():
         atomic_write_text(cfg_path, json.dumps(record, indent=2, default=str))
@@ -237,15 +245,24 @@ def train(
 
 def _resume(ckpt_dir: Path, template):
     """Load the newest checkpoint that verifies; corrupt ones are reported and skipped."""
-    found = list_checkpoints(ckpt_dir)
-    if not found:
+    loaded = _load_newest(ckpt_dir, template, "resuming from")
+    if loaded is None:
         print(f"adaptrl: no checkpoint in {ckpt_dir}; starting from iteration 0", file=sys.stderr)
         return template, 0
+    return loaded
+
+
+def _load_newest(ckpt_dir: Path, template, verb: str):
+    """(state, iteration) of the newest checkpoint in ``ckpt_dir`` that verifies, or None when
+    there is none. Corrupt ones are reported (with the iteration used instead) and skipped."""
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        return None
     errors = []
     for it, path in reversed(found):
         try:
             _, state = load_checkpoint(path, template)
-            print(f"adaptrl: resuming from {path} (iteration {it})", file=sys.stderr)
+            print(f"adaptrl: {verb} {path} (iteration {it})", file=sys.stderr)
             return state, it
         except CheckpointError as e:
             errors.append(str(e))
@@ -374,10 +391,10 @@ def evaluate(
     n_eval = run.eval_seeds if eval_seeds is None else eval_seeds
     if spec.trainable and state is None:
         template = _init_states(spec, benchmark, run, algo_config)
-        path = latest_checkpoint(run_dir / "checkpoints")
-        if path is None:
+        loaded = _load_newest(run_dir / "checkpoints", template, "evaluating")
+        if loaded is None:
             raise CheckpointError(f"{run_dir} has no checkpoint to evaluate; train it first")
-        _, state = load_checkpoint(path, template)
+        state, _ = loaded
 
     if spec.trainable:
         agents, seeds = [], []
@@ -420,7 +437,7 @@ def load_run_config(run_dir: str | Path):
         spec = get_algorithm(record["algorithm"])
         run = RunConfig(**record["run"])
         algo_config = spec.config_cls(**_tuples(record["algo_config"]))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON, UTF-8, layout
         raise CheckpointError(f"{path} is corrupt or from an incompatible version ({e})") from e
     return spec, run, algo_config
 

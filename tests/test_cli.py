@@ -82,14 +82,73 @@ def test_resume_with_changed_config_is_refused(tmp_path, capsys):
 
 def test_corrupt_checkpoint_gives_clear_error(tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["train", "rl2", "--env", "bandit-k2-n10", "--iterations", "1", "--eval-seeds", "1",
-            "--no-references", "--no-progress", "--run-dir", str(run), *TINY]  # fmt: skip
+    args = ["train", "rl2", "--env", "bandit-k2-n10", "--iterations", "2", "--eval-seeds", "1",
+            "--checkpoint-every", "1", "--keep-checkpoints", "0", "--no-references",
+            "--no-progress", "--run-dir", str(run), *TINY]  # fmt: skip
     assert main(args) == 0
-    (ckpt,) = (run / "checkpoints").glob("*.adaptrl")
-    ckpt.write_bytes(ckpt.read_bytes()[:-10])
+    results = (run / "results" / "meta_test.json").read_bytes()
+    older, newest = sorted((run / "checkpoints").glob("*.adaptrl"))
+    newest.write_bytes(newest.read_bytes()[:-10])
+    capsys.readouterr()
+    # eval skips the corrupt newest checkpoint, says so, and uses the older one
+    assert main(["eval", str(run), "--seeds", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipping {newest}" in err and "corrupt" in err and f"evaluating {older}" in err
+    # another seed count goes to its own directory; training's results are untouched
+    assert (run / "results-seeds-2" / "meta_test.json").exists()
+    assert (run / "results" / "meta_test.json").read_bytes() == results
+    older.write_bytes(b"ADAPTRL-CKPT\n[1]\nxx")  # header that is JSON but not an object
     assert main(["eval", str(run)]) == 2
     err = capsys.readouterr().err
-    assert "corrupt" in err and err.count("\n") == 1
+    assert "no usable checkpoint" in err and "corrupt checkpoint header" in err
+    assert "Traceback" not in err
+
+
+def test_foreign_or_corrupt_files_give_clear_errors_and_stay_untouched(tmp_path, capsys):
+    foreign = tmp_path / "foreign"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "checkpoints" / "ckpt_00000001.adaptrl").write_text("someone else's")
+    for extra in ([], ["--resume"]):  # never adopt a non-empty directory without config.json
+        rc = main(["train", "rl2", "--env", "bandit-k2-n10", "--run-dir", str(foreign), *extra])
+        assert rc == 2 and "not empty and holds no adaptrl run" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.rglob("*")) == ["checkpoints", "ckpt_00000001.adaptrl"]
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_text("[]")  # valid JSON, not a run's config
+    rc = main(["train", "rl2", "--env", "bandit-k2-n10", "--resume", "--run-dir", str(odd)])
+    assert rc == 2 and "corrupt" in capsys.readouterr().err
+    assert main(["eval", str(odd)]) == 2 and "corrupt" in capsys.readouterr().err
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"results": []}')
+    for path, message in [(binary, "not a valid adaptrl results file"), (empty, "no meta-test")]:
+        assert main(["plot", str(path), "--out", str(tmp_path / "c.png")]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and message in err and err.count("\n") == 1
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_plot_destination_errors_leave_no_temporary_files(tmp_path, capsys):
+    import matplotlib
+
+    from adaptrl.eval.report import _save_figure
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    (tmp_path / "outdir").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        _save_figure(fig, tmp_path / "outdir")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _save_figure(fig, tmp_path / "nodir" / "c.png")
+    _save_figure(fig, tmp_path / "c.pdf")
+    _save_figure(fig, tmp_path / "c")
+    plt.close(fig)
+    assert (tmp_path / "c.pdf").read_bytes()[:4] == b"%PDF"
+    assert (tmp_path / "c").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "c.pdf", "outdir"]
 
 
 def test_ctrl_c_saves_and_resume_finishes(tmp_path):

@@ -76,9 +76,13 @@ def load_results(path: str | Path) -> list[MetaTestResult]:
         )
     try:
         data = json.loads(path.read_text())
-        return [result_from_dict(d) for d in data["results"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{path} is not a valid adaptrl results file ({e})") from e
+        results = [result_from_dict(d) for d in data["results"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON, UTF-8, shapes
+        raise ValueError(f"{path} is not a valid adaptrl results file ({type(e).__name__}: {e});"
+                         " it is written by `adaptrl train` or `adaptrl eval`") from e  # fmt: skip
+    if not results:
+        raise ValueError(f"{path} holds no meta-test results; rerun `adaptrl eval RUN_DIR`")
+    return results
 
 
 def _fmt(mean: float, ci: float) -> str:
@@ -143,11 +147,27 @@ def plot_curves(results: Sequence[MetaTestResult], path: str | Path, title: str 
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
-    tmp.replace(path)
+
+
+def _save_figure(fig, path: str | Path) -> None:
+    """Write ``fig`` atomically (temporary file, then rename); the format follows the suffix
+    (.png, .pdf, .svg; PNG when there is none). Checks the destination first, so a bad path gives
+    a message naming it and leaves no temporary file behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a file name, e.g. {path / 'curves.png'}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the directory {path.parent} does not "
+                                "exist; create it or choose another --out")  # fmt: skip
+    fmt = path.suffix[1:].lower() or "png"
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, dpi=110, format=fmt)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def plot_training(runs: Sequence[tuple[str, list[dict]]], path: str | Path,
@@ -175,10 +195,7 @@ def plot_training(runs: Sequence[tuple[str, list[dict]]], path: str | Path,
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = Path(path)
-        tmp = path.with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(path)
+        _save_figure(fig, path)
     plt.close(fig)
     return plotted
 

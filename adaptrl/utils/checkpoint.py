@@ -92,6 +92,11 @@ def save_checkpoint(
     return path
 
 
+# What to do about one corrupt checkpoint: both resume and eval fall back to older ones.
+_OLDER = ("`--resume` and `adaptrl eval` skip it and use the newest older checkpoint that "
+          "verifies; move it out of checkpoints/ to silence this")
+
+
 def read_header(path: str | Path) -> tuple[dict, bytes]:
     """Parse and verify a checkpoint file; return (header, payload)."""
     path = Path(path)
@@ -101,16 +106,17 @@ def read_header(path: str | Path) -> tuple[dict, bytes]:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
     if not data.startswith(MAGIC):
         raise CheckpointError(
-            f"{path} is not an adaptrl checkpoint (bad magic). Point --resume at a run directory "
-            "or a ckpt_*.adaptrl file written by adaptrl."
+            f"{path} is not an adaptrl checkpoint (bad magic). Only ckpt_*.adaptrl files "
+            "written by adaptrl belong in a run's checkpoints/ directory; move this file away"
         )
     rest = data[len(MAGIC) :]
     nl = rest.find(b"\n")
     try:
         header = json.loads(rest[:nl])
-    except (ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt checkpoint header ({e}); delete it and resume "
-                              "from an older checkpoint in the same directory") from e
+        if not isinstance(header, dict) or "structure" not in header:
+            raise ValueError("the header is not a JSON object with a 'structure' field")
+    except ValueError as e:  # also JSONDecodeError and UnicodeDecodeError
+        raise CheckpointError(f"{path}: corrupt checkpoint header ({e}). {_OLDER}") from e
     payload = rest[nl + 1 :]
     if header.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
@@ -120,8 +126,7 @@ def read_header(path: str | Path) -> tuple[dict, bytes]:
         )
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise CheckpointError(
-            f"{path} is corrupt (checksum mismatch: truncated or modified). Delete it; resuming "
-            "will then use the previous checkpoint in the same directory"
+            f"{path} is corrupt (checksum mismatch: truncated or modified). {_OLDER}"
         )
     return header, payload
 
