@@ -27,9 +27,11 @@ def test_product_of_gaussians_by_hand():
     np.testing.assert_allclose(v, [1 / 3, 1.0], rtol=1e-6)
     # A masked-out factor is ignored; an empty context is the prior N(0, I).
     mean, v = encoders.product_of_gaussians(mu, var, jnp.array([True, False]))
-    np.testing.assert_allclose(mean, [1.0, 0.0]) and np.testing.assert_allclose(v, [1.0, 2.0])
+    np.testing.assert_allclose(mean, [1.0, 0.0])
+    np.testing.assert_allclose(v, [1.0, 2.0])
     mean, v = encoders.product_of_gaussians(mu, var, jnp.array([False, False]))
-    np.testing.assert_allclose(mean, [0, 0]) and np.testing.assert_allclose(v, [1, 1])
+    np.testing.assert_allclose(mean, [0, 0])
+    np.testing.assert_allclose(v, [1, 1])
     # Statistics add: two halves combined give the posterior of the whole context.
     s = encoders.context_stats(mu[:1], var[:1]) + encoders.context_stats(mu[1:], var[1:])
     np.testing.assert_allclose(encoders.posterior(s)[0], [7 / 3, 2.0], rtol=1e-6)
