@@ -157,16 +157,19 @@ def test_linear_baseline_features_and_fit_by_hand():
     np.testing.assert_allclose(np.asarray(feats @ w), np.asarray(y), atol=2e-3)
 
 
-def test_returns_and_gae_by_hand():
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"),
+                                  pytest.param(jax.jit, id="jit")])  # fmt: skip
+def test_returns_and_gae_by_hand(wrap):
     r = jnp.array([1.0, 1.0, 1.0, 5.0])
     valid = jnp.array([True, True, True, False])
-    np.testing.assert_allclose(maml.discounted_returns(r, valid, 0.5), [1.75, 1.5, 1.0, 0.0])
+    returns = wrap(lambda r, valid: maml.discounted_returns(r, valid, 0.5))(r, valid)
+    np.testing.assert_allclose(returns, [1.75, 1.5, 1.0, 0.0])
     v = jnp.array([0.5, 0.25, 0.0, 9.0])
     # lambda = 1: advantage = return - value; the padded step's value is never bootstrapped.
-    adv = maml.gae_advantages(r, v, valid, 0.5, 1.0)
+    adv = wrap(lambda r, v, valid: maml.gae_advantages(r, v, valid, 0.5, 1.0))(r, v, valid)
     np.testing.assert_allclose(adv, [1.25, 1.25, 1.0, 0.0], atol=1e-6)
     # lambda = 0: one-step TD errors.
-    adv0 = maml.gae_advantages(r, v, valid, 0.5, 0.0)
+    adv0 = wrap(lambda r, v, valid: maml.gae_advantages(r, v, valid, 0.5, 0.0))(r, v, valid)
     np.testing.assert_allclose(adv0, [1 + 0.125 - 0.5, 1 + 0 - 0.25, 1.0, 0.0], atol=1e-6)
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import adaptrl
 from adaptrl.algos import rl2
@@ -79,11 +80,14 @@ def test_replay_reproduces_rollout_values_with_padding():
                                atol=1e-5)  # fmt: skip
 
 
-def test_trial_gae_skips_padding_and_crosses_episodes():
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"),
+                                  pytest.param(jax.jit, id="jit")])  # fmt: skip
+def test_trial_gae_skips_padding_and_crosses_episodes(wrap):
     r = jnp.array([1.0, 0.0, 0.0, 2.0])
     v = jnp.array([0.5, 9.0, 0.25, 1.0])
     valid = jnp.array([True, False, True, True])  # step 1 is padding
-    adv, ret = rl2.trial_gae(r, v, valid, gamma=0.9, lam=1.0)
+    adv, ret = wrap(lambda r, v, valid: rl2.trial_gae(r, v, valid, gamma=0.9, lam=1.0))(r, v,
+                                                                                         valid)
     # lam = 1: return targets are discounted sums over valid steps, bootstrapping across padding.
     np.testing.assert_allclose(ret, [1 + 0.9 * 0 + 0.81 * 2, 0.0, 0 + 0.9 * 2, 2.0], atol=1e-6)
     np.testing.assert_allclose(adv, np.asarray(ret) - np.where(valid, v, 0.0), atol=1e-6)
@@ -190,3 +194,16 @@ def test_target_kl_stops_the_remaining_epochs():
     for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params),
                     strict=True):  # fmt: skip
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_meta_test_of_a_sampling_agent_is_deterministic_per_seed():
+    """Same seeds, same numbers (bit for bit) for an agent that samples its actions; other seeds
+    give other trials."""
+    bench = adaptrl.make("bandit-k2-n10", num_test_tasks=20)
+    state = rl2.init(jax.random.PRNGKey(0), bench, CFG, 1)
+    agent = rl2.make_agent(state.params, bench.env, CFG)
+    a = meta_test(bench, agent, seeds=[0, 1]).returns
+    b = meta_test(bench, agent, seeds=[0, 1]).returns
+    c = meta_test(bench, agent, seeds=[2, 3]).returns
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()

@@ -54,6 +54,36 @@ def test_soft_td_target_by_hand():
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+EAGER_AND_JIT = [pytest.param(lambda f: f, id="eager"), pytest.param(jax.jit, id="jit")]
+
+
+@pytest.mark.parametrize("wrap", EAGER_AND_JIT)
+def test_sac_losses_by_hand(wrap):
+    nets = sac.make_nets((8,), action_dim=1)
+    key = jax.random.PRNGKey(1)
+    actor = nets.actor.init(key, jnp.zeros(3))
+    critic = nets.critic.init(key, jnp.zeros(3), jnp.zeros(1))
+    obs, action = jax.random.normal(key, (6, 3)), jax.random.uniform(key, (6, 1), minval=-1)
+    target = jnp.linspace(-1.0, 1.0, 6)
+    loss, q_mean = wrap(lambda c: sac.critic_loss(nets, c, obs, action, target))(critic)
+    q = nets.critic.apply(critic, obs, action)
+    np.testing.assert_allclose(loss, 0.5 * ((q - target) ** 2).mean(-1).sum(), rtol=1e-5)
+    np.testing.assert_allclose(q_mean, q.mean(), rtol=1e-5)
+    k = jax.random.PRNGKey(3)
+    a_loss, logp_mean = wrap(lambda a: sac.actor_loss(nets, a, critic, 0.3, obs, k))(actor)
+    a, logp = sac.tanh_gaussian_sample(k, *nets.actor.apply(actor, obs))
+    want = (0.3 * logp - nets.critic.apply(critic, obs, a).min(0)).mean()
+    np.testing.assert_allclose(a_loss, want, rtol=1e-5)
+    np.testing.assert_allclose(logp_mean, logp.mean(), rtol=1e-5)
+    # Entropy -(-1) = 1 above the target -2: the gradient w.r.t. log alpha is positive, so
+    # gradient descent lowers alpha; below the target it raises it.
+    grad = wrap(jax.grad(sac.alpha_loss))
+    np.testing.assert_allclose(grad(0.0, -1.0, -2.0), 3.0)
+    np.testing.assert_allclose(grad(0.0, 3.0, -2.0), -1.0)
+    mixed = wrap(lambda t, o: sac.polyak(t, o, 0.005))({"w": jnp.zeros(2)}, {"w": jnp.ones(2)})
+    np.testing.assert_allclose(mixed["w"], [0.005, 0.005])
+
+
 def test_sac_learns_fixed_goal_navigation():
     b = fixed_goal_benchmark()
     iterations = 120
