@@ -381,10 +381,22 @@ def append_accuracy(acc: dict) -> None:
         lines += ["", "References (return of one episode): " + "; ".join(
             f"{n} {_fmt(v['mean'], v['ci95'])}" for n, v in refs.items()) + "."]  # fmt: skip
     lines += ["", f"Command: `.venv/bin/python benchmarks/maml_nav.py accuracy` (= "
-              f"`{acc['command']}`). Machine: {acc['cpu']}; {acc['versions']}. Wall-clock "
+              f"`{acc['command']}`; CLI: `adaptrl train maml --env point-nav --iterations "
+              f"{acc['iterations']} --num-seeds {acc['seeds']} --eval-seeds 2"
+              f"{_pinned_flags(acc)}`). Machine: {acc['cpu']}; {acc['versions']}. Wall-clock "
               f"{acc['wall_s']:.0f} s (load average {acc['load_before']:.2f} before, "
               f"{acc['load_after']:.2f} after)."]  # fmt: skip
     append_section(REPORT, "\n".join(lines))
+
+
+def _pinned_flags(acc: dict) -> str:
+    """CLI flags that reproduce a saved run whose settings were defaults that changed since
+    (runs saved before these fields were recorded used 20 trajectories and episode averaging)."""
+    now = maml.MAMLConfig()
+    then = {"eval_trajectories": acc.get("eval_trajectories", 20),
+            "loss_averaging": acc.get("loss_averaging", "episodes")}  # fmt: skip
+    return "".join(f" --maml.{k.replace('_', '-')} {v}" for k, v in then.items()
+                   if getattr(now, k) != v)  # fmt: skip
 
 
 def report() -> str:
@@ -436,8 +448,10 @@ def report() -> str:
         lines += [
             "",
             f"Command: `.venv/bin/python benchmarks/maml_nav.py accuracy` "
-            f"(= `{acc['command']}`; the CLI equivalent is `adaptrl train maml --env point-nav "
-            f"--iterations {acc['iterations']} --num-seeds {acc['seeds']} --eval-seeds 2`). "
+            f"(= `{acc['command']}` with the defaults of {acc['date'][:10]}; the CLI equivalent, "
+            f"which pins them, is `adaptrl train maml --env point-nav "
+            f"--iterations {acc['iterations']} --num-seeds {acc['seeds']} --eval-seeds 2"
+            f"{_pinned_flags(acc)}`; add `--maml.normalize-actions` for the variant). "
             f"Wall-clock {acc['wall_s']:.0f} s for training all {acc['seeds']} seeds and the "
             f"meta-test (load average {acc['load_before']:.2f} before, "
             f"{acc['load_after']:.2f} after); {acc['date']}.",
