@@ -98,23 +98,18 @@ def _cmd_eval(argv: list[str]) -> int:
     if a.seeds is not None and a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
     spec, run, config = load_run_config(a.run_dir)
+    overrides = parse_overrides(a.set, type(config)) if a.set else {}
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+        if hasattr(config, "validate"):
+            config.validate()
     # Never overwrite the run's own meta-test results (RUN_DIR/results, written by training)
-    # with a different meta-test: other seeds or fields go to a directory named after them.
-    seeds_tag = [] if a.seeds in (None, run.eval_seeds) else [f"seeds-{a.seeds}"]
-    if not a.set:
-        out = a.out
-        if out is None and seeds_tag:
-            out = str(Path(a.run_dir) / f"results-{seeds_tag[0]}")
-        evaluate(a.run_dir, out_dir=out, eval_seeds=a.seeds)
-        return 0
-    overrides = parse_overrides(a.set, type(config))
-    config = dataclasses.replace(config, **overrides)
-    if hasattr(config, "validate"):
-        config.validate()
+    # with a different meta-test: other fields or seeds go to a directory named after them.
+    tags = [f"{k}-{v}" for k, v in overrides.items()]
+    tags += [] if a.seeds in (None, run.eval_seeds) else [f"seeds-{a.seeds}"]
     out = a.out
-    if out is None:
-        slug = "-".join([f"{k}-{v}" for k, v in overrides.items()] + seeds_tag).replace(" ", "")
-        out = str(Path(a.run_dir) / f"results-{slug}")
+    if out is None and tags:
+        out = str(Path(a.run_dir) / ("results-" + "-".join(tags).replace(" ", "")))
     evaluate(a.run_dir, spec=spec, benchmark=make(run.env, split_seed=run.split_seed), run=run,
              algo_config=config, out_dir=out, eval_seeds=a.seeds)  # fmt: skip
     return 0
