@@ -22,9 +22,11 @@ def _two_state_chain():
     return rewards, p
 
 
-def test_backward_induction_hand_checked():
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"),
+                                  pytest.param(jax.jit, id="jit")])  # fmt: skip
+def test_backward_induction_hand_checked(wrap):
     rewards, p = _two_state_chain()
-    q = np.asarray(backward_induction(rewards, p, 3))
+    q = np.asarray(wrap(lambda r, p: backward_induction(r, p, 3))(rewards, p))
     assert q.shape == (3, 2, 2)
     # One step left: immediate rewards; V1 = [0.4, 1].
     np.testing.assert_allclose(q[2], rewards)

@@ -102,6 +102,18 @@ def test_seed_changes_result(runs):
         "trial_return"]
 
 
+def test_training_seed_i_uses_base_seed_plus_i(runs):
+    """RunConfig.seed's contract: seed i of a multi-seed run trains as seed + i would. The run
+    with seed 1 starts exactly like seed 1 of the run with seed 0 (and not like its seed 0)."""
+    tmp, _ = runs
+    full, other = read_metrics(tmp / "full")[0], read_metrics(tmp / "other")[0]
+    keys = [k for k in full if k.endswith("/seed1")]
+    assert "trial_return/seed1" in keys
+    for k in keys:
+        assert other[k.replace("/seed1", "/seed0")] == full[k], k
+    assert other["trial_return/seed0"] != full["trial_return/seed0"]
+
+
 def test_meta_test_after_resume_and_from_checkpoint_is_exact(runs):
     """The resumed run's meta-test equals the uninterrupted one's, and `evaluate` from the saved
     checkpoint reproduces what training wrote (same seeds, same agent)."""
@@ -140,7 +152,9 @@ def _other_algorithms():
 @pytest.mark.parametrize("algo, env, config", _other_algorithms(), ids=lambda x: str(x)[:12])
 def test_resume_is_exact_for_other_algorithms(tmp_path, algo, env, config):
     """Replay buffers, env states, optimiser and schedule state all survive a checkpoint: an
-    interrupted-and-resumed run logs and saves exactly what an uninterrupted one does."""
+    interrupted-and-resumed run logs and saves exactly what an uninterrupted one does. Rows 1-3
+    of the interrupted run come from its own fresh `init`, so this is also the same-seed
+    determinism test of training from scratch (for sac it crosses the random-action phase)."""
     kw = dict(env=env, iterations=4, eval_episodes=2, num_seeds=1)
     train(algo, _run(tmp_path / "full", **kw), config)
     train(algo, _run(tmp_path / "part", **kw), config, stop_after=3)

@@ -139,10 +139,13 @@ def test_magic_box_value_and_derivatives():
     assert np.isclose(float(jax.grad(jax.grad(f))(0.7)), 9.0)
 
 
-def test_linear_baseline_features_and_fit_by_hand():
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"),
+                                  pytest.param(jax.jit, id="jit")])  # fmt: skip
+def test_linear_baseline_features_and_fit_by_hand(wrap):
+    features = wrap(maml.baseline_features)
     obs = jnp.array([[[1.0, 2.0], [3.0, -1.0], [0.0, 0.0]]])  # (N=1, T=3, D=2)
     valid = jnp.array([[True, True, False]])
-    f = np.asarray(maml.baseline_features(obs, valid))
+    f = np.asarray(features(obs, valid))
     np.testing.assert_allclose(f[0, 0], [1, 2, 1, 4, 0, 0, 0, 1])
     np.testing.assert_allclose(f[0, 1], [3, -1, 9, 1, 0.01, 1e-4, 1e-6, 1], rtol=1e-6)
     np.testing.assert_array_equal(f[0, 2], 0)  # padding
@@ -150,10 +153,10 @@ def test_linear_baseline_features_and_fit_by_hand():
     k1, k2 = jax.random.split(jax.random.PRNGKey(0))
     obs = jax.random.normal(k1, (4, 50, 2))
     valid = jnp.ones((4, 50), bool).at[1, 30:].set(False)
-    feats = maml.baseline_features(obs, valid)
+    feats = features(obs, valid)
     w_true = jax.random.normal(k2, (8,))
     y = feats @ w_true
-    w = maml.fit_linear_baseline(feats, y, reg=1e-8)
+    w = wrap(lambda f, y: maml.fit_linear_baseline(f, y, reg=1e-8))(feats, y)
     np.testing.assert_allclose(np.asarray(feats @ w), np.asarray(y), atol=2e-3)
 
 
@@ -338,12 +341,14 @@ def test_meta_test_loss_averaging_is_separate_from_training():
         maml.MAMLConfig(eval_loss_averaging="tasks").validate()
 
 
-def test_within_budget_keeps_whole_episodes_up_to_the_sample_budget():
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"),
+                                  pytest.param(jax.jit, id="jit")])  # fmt: skip
+def test_within_budget_keeps_whole_episodes_up_to_the_sample_budget(wrap):
     valid = jnp.arange(6)[None, :] < jnp.array([3, 5, 2, 4])[:, None]  # lengths 3, 5, 2, 4
     ep = maml.Episodes(*(jnp.zeros((4, 6)),) * 3, valid, valid, jnp.zeros((4, 6)))
 
     def keep(budget, streams=1):
-        k, filled = maml.within_budget(ep, budget, streams)
+        k, filled = wrap(lambda e: maml.within_budget(e, budget, streams))(ep)
         return np.asarray(k).tolist(), bool(filled)
 
     # One stream: 0, 3, 8, 10 steps were collected before each episode; the one crossing the

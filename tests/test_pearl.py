@@ -5,6 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from adaptrl.algos import pearl
 from adaptrl.envs.registry import make
@@ -17,36 +18,43 @@ TINY = pearl.PEARLConfig(latent_dim=3, encoder_sizes=(16,), hidden_sizes=(16,),
                          batch_size=8, context_batch_size=8, buffer_capacity=200)  # fmt: skip
 
 
-def test_product_of_gaussians_by_hand():
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"),
+                                  pytest.param(jax.jit, id="jit")])  # fmt: skip
+def test_product_of_gaussians_by_hand(wrap):
+    pog = wrap(encoders.product_of_gaussians)
     # 1-D: N(1, 1) x N(3, 0.5) -> precision 1 + 2 = 3, mean (1*1 + 3*2) / 3 = 7/3.
     # 2nd dim: N(0, 2) x N(4, 2) -> var 1, mean 2.
     mu = jnp.array([[1.0, 0.0], [3.0, 4.0]])
     var = jnp.array([[1.0, 2.0], [0.5, 2.0]])
-    mean, v = encoders.product_of_gaussians(mu, var)
+    mean, v = pog(mu, var)
     np.testing.assert_allclose(mean, [7 / 3, 2.0], rtol=1e-6)
     np.testing.assert_allclose(v, [1 / 3, 1.0], rtol=1e-6)
     # A masked-out factor is ignored; an empty context is the prior N(0, I).
-    mean, v = encoders.product_of_gaussians(mu, var, jnp.array([True, False]))
+    mean, v = pog(mu, var, jnp.array([True, False]))
     np.testing.assert_allclose(mean, [1.0, 0.0])
     np.testing.assert_allclose(v, [1.0, 2.0])
-    mean, v = encoders.product_of_gaussians(mu, var, jnp.array([False, False]))
+    mean, v = pog(mu, var, jnp.array([False, False]))
     np.testing.assert_allclose(mean, [0, 0])
     np.testing.assert_allclose(v, [1, 1])
     # Statistics add: two halves combined give the posterior of the whole context.
-    s = encoders.context_stats(mu[:1], var[:1]) + encoders.context_stats(mu[1:], var[1:])
-    np.testing.assert_allclose(encoders.posterior(s)[0], [7 / 3, 2.0], rtol=1e-6)
+    stats, post = wrap(encoders.context_stats), wrap(encoders.posterior)
+    s = stats(mu[:1], var[:1]) + stats(mu[1:], var[1:])
+    np.testing.assert_allclose(post(s)[0], [7 / 3, 2.0], rtol=1e-6)
 
 
-def test_kl_to_standard_normal_closed_form_and_monte_carlo():
+@pytest.mark.parametrize("wrap", [pytest.param(lambda f: f, id="eager"),
+                                  pytest.param(jax.jit, id="jit")])  # fmt: skip
+def test_kl_to_standard_normal_closed_form_and_monte_carlo(wrap):
+    kl = wrap(encoders.kl_to_standard_normal)
     mean, var = jnp.array([1.0, 0.0]), jnp.array([2.0, 0.5])
     # 0.5 * [(2 + 1 - 1 - ln 2) + (0.5 - 1 - ln 0.5)] = 0.75
-    np.testing.assert_allclose(encoders.kl_to_standard_normal(mean, var), 0.75, rtol=1e-6)
+    np.testing.assert_allclose(kl(mean, var), 0.75, rtol=1e-6)
     ones = jnp.ones((200_000, 2))
     z = encoders.sample_latent(jax.random.PRNGKey(0), mean * ones, var * ones)
     log_q = -0.5 * ((z - mean) ** 2 / var + jnp.log(2 * jnp.pi * var)).sum(-1)
     log_p = -0.5 * (z**2 + jnp.log(2 * jnp.pi)).sum(-1)
     np.testing.assert_allclose(jnp.mean(log_q - log_p), 0.75, atol=0.02)
-    assert encoders.kl_to_standard_normal(jnp.zeros(3), jnp.ones(3)) == 0.0
+    assert kl(jnp.zeros(3), jnp.ones(3)) == 0.0
 
 
 def test_encoder_is_permutation_invariant():
