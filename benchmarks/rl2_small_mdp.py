@@ -9,6 +9,7 @@ step on average over tasks), random, PSRL and the oracle that is told the task.
 
     python benchmarks/rl2_small_mdp.py                       # 400 updates, 3 seeds
     python benchmarks/rl2_small_mdp.py --states 3 --actions 3 --iterations 800
+    python benchmarks/rl2_small_mdp.py --set separate_value=true --no-ablation   # a variant
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from adaptrl.eval.protocol import meta_test
 from adaptrl.eval.stats import mean_ci
 from adaptrl.tasks.benchmark import Benchmark
 from adaptrl.tasks.distribution import ContinuousTasks, split_tasks
+from adaptrl.utils.overrides import parse_overrides
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import append_section, cpu_model  # noqa: E402
@@ -71,13 +73,21 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=400)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--test-tasks", type=int, default=500)
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="RL2Config fields changed from CONFIG (both RL² rows)")
+    p.add_argument("--no-ablation", action="store_true",
+                   help="skip training the memory-wiped ablation (half the time)")
     p.add_argument("--out", default="docs/results/rl2.md")
     p.add_argument("--no-write", action="store_true")
     a = p.parse_args()
     bench = small_mdp(a.states, a.actions, a.steps, a.episodes, a.test_tasks)
+    config = dataclasses.replace(CONFIG, **parse_overrides(a.set, rl2.RL2Config))
     t0 = time.perf_counter()
     scores = {"RL²": [], "RL², memory wiped every step": []}
-    configs = (CONFIG, dataclasses.replace(CONFIG, memory=False))
+    configs = (config, dataclasses.replace(config, memory=False))
+    if a.no_ablation:
+        scores.pop("RL², memory wiped every step")
+        configs = configs[:1]
     for seed in range(a.seeds):
         for name, cfg in zip(scores, configs, strict=True):
             scores[name].append(train_and_test(bench, cfg, a.iterations, seed))
@@ -96,7 +106,7 @@ def main() -> None:
         ci = mean_ci(r)
         m, h = ci.mean, ci.half_width
         rows.append(f"| {name} (reference) | {m:.2f} ± {h:.2f} | over tasks |")
-    steps = a.iterations * CONFIG.num_trials * bench.steps_per_trial
+    steps = a.iterations * config.num_trials * bench.steps_per_trial
     text = "\n".join([
         f"## Small-MDP sanity check, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "",
@@ -105,7 +115,7 @@ def main() -> None:
         f"{platform.python_version()}, jax {jax.__version__}. `{bench.name}`: |S| = {a.states}, "
         f"|A| = {a.actions}, {a.steps} steps per episode, {a.episodes} episodes per trial, the "
         f"RL² MDP prior. {a.iterations} updates ({steps:,} env steps) per seed with "
-        f"`{CONFIG}`; total reward per trial on {a.test_tasks} held-out tasks; RL² rows: mean ± "
+        f"`{config}`; total reward per trial on {a.test_tasks} held-out tasks; RL² rows: mean ± "
         f"95% t-interval over {a.seeds} training seeds; references: over tasks. Training and "
         f"meta-test wall-clock {train_s:.0f} s.",
         "",
