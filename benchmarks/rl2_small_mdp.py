@@ -83,13 +83,12 @@ def main() -> None:
     bench = small_mdp(a.states, a.actions, a.steps, a.episodes, a.test_tasks)
     config = dataclasses.replace(CONFIG, **parse_overrides(a.set, rl2.RL2Config))
     t0 = time.perf_counter()
-    scores = {"RL²": [], "RL², memory wiped every step": []}
-    configs = (config, dataclasses.replace(config, memory=False))
-    if a.no_ablation:
-        scores.pop("RL², memory wiped every step")
-        configs = configs[:1]
+    configs = {"RL²": config}
+    if not a.no_ablation:
+        configs["RL², memory wiped every step"] = dataclasses.replace(config, memory=False)
+    scores = {name: [] for name in configs}
     for seed in range(a.seeds):
-        for name, cfg in zip(scores, configs, strict=True):
+        for name, cfg in configs.items():
             scores[name].append(train_and_test(bench, cfg, a.iterations, seed))
             print(f"seed {seed} {name}: {scores[name][-1]:.2f}", flush=True)
     train_s = time.perf_counter() - t0

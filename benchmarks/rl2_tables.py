@@ -64,7 +64,7 @@ _N10 = {"hidden_size": 64, "ppo_epochs": 2, "entropy_coef": 0.003, "num_trials":
 _N100 = {"hidden_size": 64, "ppo_epochs": 2, "num_trials": 256, "num_minibatches": 16,
          "learning_rate": 3e-3, "gamma": 0.995, "gae_lambda": 0.3,
          "entropy_coef": 0.001}  # fmt: skip
-_MDP = {"hidden_size": 64, "embed_sizes": (64,), "num_trials": 128, "num_minibatches": 8,
+_MDP = {"hidden_size": 64, "num_trials": 128, "num_minibatches": 8,
         "ppo_epochs": 2, "learning_rate": 3e-3, "gae_lambda": 0.3, "entropy_coef": 0.003,
         "separate_value": True}  # fmt: skip
 CELL_SETTINGS: dict[str, tuple[int, dict]] = {
