@@ -155,7 +155,8 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "adaptrl.cli", "train", "rl2", "--env", "bandit-k2-n10",
            "--iterations", "100000", "--log-every", "1", "--checkpoint-every", "100000",
-           "--eval-seeds", "1", "--no-references", "--no-progress", "--run-dir", str(run), *TINY]
+           "--eval-seeds", "1", "--no-references", "--no-progress", "--run-dir", str(run), *TINY,
+           "--rl2.no-anneal-lr"]  # a constant lr, so the run's length does not change its updates
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
     metrics = run / "metrics.csv"
@@ -177,6 +178,13 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     rows_after = metrics.read_text().splitlines()
     assert rows_after[: len(rows_before)] == rows_before
     assert [int(r.split(",")[0]) for r in rows_after[1:]] == list(range(1, done + 3))
+    # The interrupted-and-resumed run logs the same values as one run straight through: the
+    # checkpoint written on Ctrl-C is the state after exactly `done` updates.
+    straight = tmp_path / "straight"
+    args = [*cmd[3:], "--iterations", str(done + 2)]
+    args[args.index("--run-dir") + 1] = str(straight)
+    assert main(args) == 0
+    assert (straight / "metrics.csv").read_text().splitlines() == rows_after
 
 
 def test_resume_guards_kept_checkpoints_and_accepts_older_configs(tmp_path, capsys):

@@ -440,3 +440,19 @@ def test_episode_averaging_ignores_empty_rows():
     valid = jnp.array([[True, True, True], [True, False, False], [False, False, False]])
     assert float(maml._traj_mean(x, valid, "episodes")) == pytest.approx(6.0)  # (2 + 10) / 2
     assert float(maml._traj_mean(x, valid, "steps")) == pytest.approx(4.0)  # 16 / 4
+
+
+def test_adaptation_returns_same_eagerly_and_under_jit():
+    """The meta-test's per-task adaptation runs unjitted too (e.g. under a debugger), with the
+    same numbers (returns, success, lengths, ... after 0, 1 and 2 steps)."""
+    bench = short_point_nav(horizon=5)
+    cfg = dataclasses.replace(TINY, eval_trajectories=3, inner_lr=0.5)
+    state = maml.init(jax.random.PRNGKey(0), bench, cfg, 1)
+    task = tree_index(bench.test_tasks, 0)
+    run = maml.adaptation_returns(bench.env, cfg, 2)
+    args = (state.params, state.value_params, task, jax.random.PRNGKey(4))
+    eager, jitted = run(*args), jax.jit(run)(*args)
+    for a, b in zip(eager, jitted, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+    returns = np.asarray(eager[0])
+    assert returns.shape == (3,) and np.all(np.isfinite(returns))

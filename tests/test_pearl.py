@@ -104,6 +104,16 @@ def test_update_trains_encoder_through_critic_and_is_deterministic():
     s1b, _ = update(s0)  # same state (its key included): the same result
     for x, y in zip(jax.tree_util.tree_leaves(s1), jax.tree_util.tree_leaves(s1b), strict=True):
         np.testing.assert_array_equal(x, y)
+    # ... and the key is really used: another key gives other data and other parameters.
+    s1c, _ = update(s0.replace(key=jax.random.PRNGKey(6)))
+    assert not np.array_equal(s1.rl_buffers.data.observation, s1c.rl_buffers.data.observation)
+    assert any(not np.array_equal(a, c) for a, c in zip(jax.tree_util.tree_leaves(s1.learner),
+                                                        jax.tree_util.tree_leaves(s1c.learner),
+                                                        strict=True))  # fmt: skip
+    other_init = pearl.init(jax.random.PRNGKey(6), b, TINY, 2)
+    assert any(not np.array_equal(a, c) for a, c in zip(jax.tree_util.tree_leaves(s0.learner),
+                                                        jax.tree_util.tree_leaves(other_init.learner),
+                                                        strict=True))  # fmt: skip
     enc0 = jax.tree_util.tree_leaves(s0.learner.critic.extra)
     enc1 = jax.tree_util.tree_leaves(s1.learner.critic.extra)
     assert any(not np.allclose(a, c) for a, c in zip(enc0, enc1, strict=True))
