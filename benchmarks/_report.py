@@ -19,6 +19,17 @@ def cpu_model() -> str:
 
 
 def append_section(out: str | Path, text: str) -> None:
-    """Append ``text`` and a blank line to ``out`` (created if missing); never rewrites it."""
-    with Path(out).open("a") as f:
-        f.write(text.rstrip("\n") + "\n\n")
+    """Append ``text`` and a blank line to ``out`` (created if missing); never rewrites it.
+
+    A blank line is also put before ``text`` when the file does not end with one (a hand-written
+    reading appended to it, say), so the new section's heading renders as a heading.
+    """
+    path = Path(out)
+    tail = b""
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(max(path.stat().st_size - 2, 0))
+            tail = f.read()
+    lead = "" if not tail or tail.endswith(b"\n\n") else ("\n" if tail.endswith(b"\n") else "\n\n")
+    with path.open("a") as f:
+        f.write(lead + text.rstrip("\n") + "\n\n")

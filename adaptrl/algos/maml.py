@@ -644,9 +644,9 @@ def kl_hessian_vector_product(
     product and its transpose, done one task at a time (or ``task_batch`` tasks vmapped) so that
     the task's activations stay in cache. ``linearize_once`` (default) linearizes all tasks
     once and reuses the stored residuals (the inner step's activations) in every product, which
-    skips the primal passes in each CG iteration (faster per CG solve, more memory; not yet timed
-    in docs/results);
-    False re-linearizes inside each product.
+    skips the primal passes in each CG iteration at the cost of memory; ``False`` re-linearizes
+    inside each product. Timed on a 2-core CPU, the two are equally fast to within run-to-run
+    noise (docs/results/maml.md, 2026-12-05): the tangent pass and its transpose dominate.
     """
     num_tasks = valid.shape[0]
 

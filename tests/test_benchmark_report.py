@@ -1,0 +1,34 @@
+"""``benchmarks/_report.py``: results files are only ever appended to, one section per run."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "_report.py"
+
+
+def load_report():
+    spec = importlib.util.spec_from_file_location("benchmark_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_append_section_keeps_earlier_text_and_separates_sections(tmp_path):
+    report = load_report()
+    out = tmp_path / "results.md"
+    report.append_section(out, "# Run 1\n\n| a |\n")
+    with out.open("a") as f:
+        f.write("A reading added by hand, without a trailing blank line.")
+    report.append_section(out, "## Run 2")
+    with out.open("a") as f:
+        f.write("Another reading.\n")
+    report.append_section(out, "## Run 3\n\n\n")
+    assert out.read_text() == (
+        "# Run 1\n\n| a |\n\n"
+        "A reading added by hand, without a trailing blank line.\n\n"
+        "## Run 2\n\n"
+        "Another reading.\n\n"
+        "## Run 3\n\n"
+    )
