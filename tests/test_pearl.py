@@ -104,16 +104,13 @@ def test_update_trains_encoder_through_critic_and_is_deterministic():
     s1b, _ = update(s0)  # same state (its key included): the same result
     for x, y in zip(jax.tree_util.tree_leaves(s1), jax.tree_util.tree_leaves(s1b), strict=True):
         np.testing.assert_array_equal(x, y)
-    # ... and the key is really used: another key gives other data and other parameters.
+    # ... and the key is really used: another key gives other data and other parameters, and
+    # the update moves the key on (the next iteration does not reuse this one's randomness).
     s1c, _ = update(s0.replace(key=jax.random.PRNGKey(6)))
     assert not np.array_equal(s1.rl_buffers.data.observation, s1c.rl_buffers.data.observation)
-    assert any(not np.array_equal(a, c) for a, c in zip(jax.tree_util.tree_leaves(s1.learner),
-                                                        jax.tree_util.tree_leaves(s1c.learner),
-                                                        strict=True))  # fmt: skip
-    other_init = pearl.init(jax.random.PRNGKey(6), b, TINY, 2)
-    assert any(not np.array_equal(a, c) for a, c in zip(jax.tree_util.tree_leaves(s0.learner),
-                                                        jax.tree_util.tree_leaves(other_init.learner),
-                                                        strict=True))  # fmt: skip
+    assert trees_differ(s1.learner, s1c.learner)
+    assert trees_differ(s0.learner, pearl.init(jax.random.PRNGKey(6), b, TINY, 2).learner)
+    assert not np.array_equal(s0.key, s1.key)
     enc0 = jax.tree_util.tree_leaves(s0.learner.critic.extra)
     enc1 = jax.tree_util.tree_leaves(s1.learner.critic.extra)
     assert any(not np.allclose(a, c) for a, c in zip(enc0, enc1, strict=True))
@@ -127,6 +124,12 @@ def test_update_trains_encoder_through_critic_and_is_deterministic():
     # Sparse point robot: critics learn from the dense reward, the context holds the sparse one.
     data = s1.rl_buffers.data
     assert float(data.train_reward.min()) < -0.5 and float(data.reward.min()) >= 0.0
+
+
+def trees_differ(a, b) -> bool:
+    """True if any leaf of two same-structured pytrees differs."""
+    leaves = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    return any(not np.array_equal(x, y) for x, y in leaves)
 
 
 PEARL_TINY_ARGS = [

@@ -645,8 +645,8 @@ def kl_hessian_vector_product(
     the task's activations stay in cache. ``linearize_once`` (default) linearizes all tasks
     once and reuses the stored residuals (the inner step's activations) in every product, which
     skips the primal passes in each CG iteration at the cost of memory; ``False`` re-linearizes
-    inside each product. Timed on a 2-core CPU, the two are equally fast to within run-to-run
-    noise (docs/results/maml.md, 2026-12-05): the tangent pass and its transpose dominate.
+    inside each product. Timed per meta-iteration on a 2-core CPU, the two showed no consistent
+    difference (docs/results/maml.md, 2026-12-05).
     """
     num_tasks = valid.shape[0]
 
