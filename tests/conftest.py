@@ -11,9 +11,13 @@ Set JAX_COMPILATION_CACHE_DIR yourself to use another directory (it is then left
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
+from pathlib import Path
+
+import pytest
 
 # Must happen before anything imports jax: jax reads these variables once, at import.
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
@@ -27,3 +31,20 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 def pytest_unconfigure(config):
     if _OWN_CACHE:
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def benchmark_script():
+    """``load(name)`` imports ``benchmarks/<name>.py`` as a module (scripts, not a package)."""
+
+    def load(name: str):
+        path = BENCHMARKS / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "_report.py"
-
-
-def load_report():
-    spec = importlib.util.spec_from_file_location("benchmark_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_append_section_keeps_earlier_text_and_separates_sections(tmp_path):
-    report = load_report()
+def test_append_section_keeps_earlier_text_and_separates_sections(tmp_path, benchmark_script):
+    report = benchmark_script("_report")
     out = tmp_path / "results.md"
     report.append_section(out, "# Run 1\n\n| a |\n")
     with out.open("a") as f:

@@ -3,27 +3,15 @@ validation tasks it scores on."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import adaptrl
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rl2_tables.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("rl2_tables_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_keep_best_picks_each_seeds_best_iterate():
-    tables = load_script()
+def test_keep_best_picks_each_seeds_best_iterate(benchmark_script):
+    tables = benchmark_script("rl2_tables")
     seeds = 3
     iterates = [{"w": jnp.full((seeds, 2, 2), float(i)), "b": jnp.full((seeds,), float(i))}
                 for i in range(4)]  # fmt: skip
@@ -38,8 +26,8 @@ def test_keep_best_picks_each_seeds_best_iterate():
     assert best["w"].shape == (seeds, 2, 2)
 
 
-def test_validation_tasks_come_from_training_distribution_not_test_split():
-    tables = load_script()
+def test_validation_tasks_come_from_training_distribution_not_test_split(benchmark_script):
+    tables = benchmark_script("rl2_tables")
     bench = adaptrl.make("bandit-k5-n10")
     val = tables.validation_tasks(bench, 50)
     test = bench.test_tasks

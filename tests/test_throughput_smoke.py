@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
 # Discrete and Box actions, finite and continuous task sets, the largest observation.
 ENVS = ["bandit-k5-n10", "point-nav", "grid-varibad", "sign-grid"]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("throughput_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quick_throughput_run_writes_table(tmp_path):
-    bench = load_benchmark()
+def test_quick_throughput_run_writes_table(tmp_path, benchmark_script):
+    bench = benchmark_script("throughput")
     assert set(ENVS) <= set(bench.FAMILIES)
     out = tmp_path / "throughput.md"
     results = bench.main(["--quick", "--envs", *ENVS, "--output", str(out)])
