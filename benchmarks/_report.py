@@ -25,11 +25,8 @@ def append_section(out: str | Path, text: str) -> None:
     reading appended to it, say), so the new section's heading renders as a heading.
     """
     path = Path(out)
-    tail = b""
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as f:
-            f.seek(max(path.stat().st_size - 2, 0))
-            tail = f.read()
-    lead = "" if not tail or tail.endswith(b"\n\n") else ("\n" if tail.endswith(b"\n") else "\n\n")
+    tail = path.read_bytes()[-2:] if path.exists() else b""  # results files are small
+    newlines = len(tail) - len(tail.rstrip(b"\n"))
+    lead = "\n" * (2 - newlines) if tail else ""
     with path.open("a") as f:
         f.write(lead + text.rstrip("\n") + "\n\n")
